@@ -1,0 +1,274 @@
+#include "models/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "formats/format.h"
+#include "kernels/vec_ops.h"
+#include "models/ops.h"
+#include "schemes/make_linear.h"
+
+namespace lowbit {
+
+struct DecoderModel::Layer {
+  std::vector<float> input_norm, post_attention_norm, q_norm, k_norm;
+  std::unique_ptr<LinearMethod> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+};
+
+// Activation buffers, grown to the largest batch seen and then reused: no per-token allocation.
+struct DecoderModel::Workspace {
+  int64_t tokens = 0;
+  std::vector<float> x, xn, q, k, v, attn, tmp, gate, up;
+  std::vector<int64_t> chunk_of, pos_of;  // per token of the batch
+  std::vector<float> scores;              // per thread, one row of cache capacity
+  std::vector<float> head_rows;           // final-normed rows that need logits
+};
+
+namespace {
+std::vector<float> to_f32(const TensorView& t) {
+  std::vector<float> out(size_t(t.numel()));
+  convert_to_f32(t.dtype, t.data, out.data(), out.size());
+  return out;
+}
+}  // namespace
+
+DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint)
+    : config_(std::move(config)),
+      traits_(arch_traits(config_.arch)),
+      checkpoint_(std::move(checkpoint)),
+      rope_(config_, 1),
+      ws_(std::make_unique<Workspace>()) {}
+
+DecoderModel::~DecoderModel() = default;
+
+std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress) {
+  ModelConfig config = load_model_config(dir);
+  auto checkpoint = std::make_unique<Checkpoint>(dir);
+  auto format = detect_format(*checkpoint, config);
+  std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
+  model->load_layers(*format, progress);
+  return model;
+}
+
+std::vector<float> DecoderModel::norm_weight(const std::string& name, int64_t size) const {
+  return to_f32(checkpoint_->get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
+}
+
+void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
+  const auto& c = config_;
+  const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
+                kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
+  const CpuFeatures& cpu = cpu_features();
+  auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias) {
+    LinearTensors t = format.tensors_for(prefix, bias);
+    prefault(t.weight.data, t.weight.nbytes());
+    return make_linear(format.spec_for(prefix), t, {in, out}, cpu);
+  };
+  embed_tokens_ = checkpoint_->get("model.embed_tokens.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h});
+  layers_.resize(size_t(c.num_hidden_layers));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer& L = layers_[size_t(i)];
+    L.input_norm = norm_weight(p + "input_layernorm.weight", h);
+    L.post_attention_norm = norm_weight(p + "post_attention_layernorm.weight", h);
+    if (traits_.qk_norm) {
+      L.q_norm = norm_weight(p + "self_attn.q_norm.weight", c.head_dim);
+      L.k_norm = norm_weight(p + "self_attn.k_norm.weight", c.head_dim);
+    }
+    L.q_proj = linear(p + "self_attn.q_proj", h, q_dim, c.attention_bias);
+    L.k_proj = linear(p + "self_attn.k_proj", h, kv_dim, c.attention_bias);
+    L.v_proj = linear(p + "self_attn.v_proj", h, kv_dim, c.attention_bias);
+    L.o_proj = linear(p + "self_attn.o_proj", q_dim, h, c.attention_bias);
+    L.gate_proj = linear(p + "mlp.gate_proj", h, inter, c.mlp_bias);
+    L.up_proj = linear(p + "mlp.up_proj", h, inter, c.mlp_bias);
+    L.down_proj = linear(p + "mlp.down_proj", inter, h, c.mlp_bias);
+    if (progress) progress(i + 1, c.num_hidden_layers);
+  }
+  final_norm_ = norm_weight("model.norm.weight", h);
+  if (c.tie_word_embeddings) {
+    // The head reads the embedding matrix in place: tied weights are never duplicated.
+    LinearTensors t{"lm_head (tied to model.embed_tokens)", embed_tokens_, std::nullopt};
+    lm_head_ = make_linear({SchemeKind::Float, "tied"}, t, {h, c.vocab_size}, cpu);
+  } else {
+    lm_head_ = make_linear({SchemeKind::Float, "hf:float"},
+                           {"lm_head", checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32},
+                                                        {c.vocab_size, h}), std::nullopt},
+                           {h, c.vocab_size}, cpu);
+  }
+  prefault(embed_tokens_.data, embed_tokens_.nbytes());
+}
+
+std::string DecoderModel::describe() const {
+  return fmt::format("{}: {} layers, hidden {}, heads {}/{} × {}, vocab {}; linear: {}", config_.architecture_name,
+                     config_.num_hidden_layers, config_.hidden_size, config_.num_attention_heads,
+                     config_.num_key_value_heads, config_.head_dim, config_.vocab_size,
+                     layers_.empty() ? "-" : layers_[0].q_proj->describe());
+}
+
+size_t DecoderModel::weight_bytes() const {
+  size_t total = embed_tokens_.nbytes();
+  for (const auto& L : layers_)
+    for (const auto* m : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
+      total += (*m)->weight_bytes();
+  if (!config_.tie_word_embeddings) total += lm_head_->weight_bytes();
+  return total;
+}
+
+KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity) const {
+  if (capacity > config_.max_position_embeddings)
+    fail("context of {} tokens exceeds the model's max_position_embeddings ({})", capacity,
+         config_.max_position_embeddings);
+  return KvCache(config_.num_hidden_layers, config_.num_key_value_heads, config_.head_dim, num_slots, capacity);
+}
+
+void DecoderModel::attention(const Layer& L, int64_t li, std::span<const SequenceChunk> batch, KvCache& cache,
+                             ThreadPool& pool) {
+  const auto& c = config_;
+  Workspace& w = *ws_;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t group = nh / nkv, q_dim = nh * hd, kv_dim = nkv * hd;
+  const int64_t T = w.tokens;
+
+  // 1. Per-head q/k norm (Qwen3), RoPE, and append k/v to the cache.
+  pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const SequenceChunk& ch = batch[size_t(w.chunk_of[size_t(t)])];
+      const int64_t pos = w.pos_of[size_t(t)];
+      float* q = w.q.data() + t * q_dim;
+      float* k = w.k.data() + t * kv_dim;
+      for (int64_t h = 0; h < nh; ++h) {
+        if (traits_.qk_norm) rms_norm(q + h * hd, L.q_norm.data(), float(c.rms_norm_eps), q + h * hd, hd);
+        rope_.apply(q + h * hd, pos);
+      }
+      for (int64_t h = 0; h < nkv; ++h) {
+        if (traits_.qk_norm) rms_norm(k + h * hd, L.k_norm.data(), float(c.rms_norm_eps), k + h * hd, hd);
+        rope_.apply(k + h * hd, pos);
+      }
+      std::copy_n(k, kv_dim, cache.key(li, ch.slot, pos));
+      std::copy_n(w.v.data() + t * kv_dim, kv_dim, cache.value(li, ch.slot, pos));
+    }
+  });
+
+  // 2. Causal attention of every (token, head) over its sequence's cache.
+  const VecOps& ops = vec_ops();
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const int64_t stride = cache.position_stride(), cap = cache.capacity();
+  pool.parallel_for(T * nh, 1, [&](int64_t i0, int64_t i1, int thread) {
+    float* s = w.scores.data() + thread * cap;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = i / nh, h = i % nh, kvh = h / group;
+      const SequenceChunk& ch = batch[size_t(w.chunk_of[size_t(t)])];
+      const int64_t n_ctx = w.pos_of[size_t(t)] + 1;
+      const float* q = w.q.data() + t * q_dim + h * hd;
+      const float* k = cache.key(li, ch.slot, 0) + kvh * hd;
+      for (int64_t j = 0; j < n_ctx; ++j) s[j] = ops.dot(q, k + j * stride, hd) * scale;
+      softmax_inplace(s, n_ctx);
+      float* out = w.attn.data() + t * q_dim + h * hd;
+      std::fill_n(out, hd, 0.0f);
+      const float* v = cache.value(li, ch.slot, 0) + kvh * hd;
+      for (int64_t j = 0; j < n_ctx; ++j) ops.axpy(s[j], v + j * stride, out, hd);
+    }
+  });
+}
+
+void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
+                           std::vector<float>& logits) {
+  const auto& c = config_;
+  Workspace& w = *ws_;
+  const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
+                kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
+
+  // Lay the batch out token by token and validate it before touching the cache.
+  int64_t T = 0, rows = 0, max_pos = 0;
+  std::vector<bool> slot_used(size_t(cache.num_slots()), false);
+  for (const auto& ch : batch) {
+    if (ch.slot < 0 || ch.slot >= cache.num_slots()) fail("forward: slot {} outside cache of {} slots", ch.slot, cache.num_slots());
+    if (slot_used[size_t(ch.slot)]) fail("forward: slot {} appears twice in one batch", ch.slot);
+    slot_used[size_t(ch.slot)] = true;
+    if (ch.tokens.empty()) fail("forward: empty chunk for slot {}", ch.slot);
+    if (ch.start_pos < 0 || ch.start_pos + int64_t(ch.tokens.size()) > cache.capacity())
+      fail("forward: slot {} would hold {} tokens, cache capacity is {}", ch.slot, ch.start_pos + ch.tokens.size(),
+           cache.capacity());
+    for (int32_t id : ch.tokens)
+      if (id < 0 || id >= c.vocab_size) fail("forward: token id {} outside vocabulary of {}", id, c.vocab_size);
+    T += int64_t(ch.tokens.size());
+    rows += ch.all_logits ? int64_t(ch.tokens.size()) : 1;
+    max_pos = std::max(max_pos, ch.start_pos + int64_t(ch.tokens.size()));
+  }
+  if (T == 0) return;
+  rope_.ensure(max_pos);
+
+  w.tokens = T;
+  auto grow = [](std::vector<float>& v, int64_t n) {
+    if (int64_t(v.size()) < n) v.resize(size_t(n));
+  };
+  grow(w.x, T * h);
+  grow(w.xn, T * h);
+  grow(w.tmp, T * h);
+  grow(w.q, T * q_dim);
+  grow(w.attn, T * q_dim);
+  grow(w.k, T * kv_dim);
+  grow(w.v, T * kv_dim);
+  grow(w.gate, T * inter);
+  grow(w.up, T * inter);
+  grow(w.scores, int64_t(pool.size()) * cache.capacity());
+  grow(w.head_rows, rows * h);
+  grow(logits, rows * c.vocab_size);
+  w.chunk_of.resize(size_t(T));
+  w.pos_of.resize(size_t(T));
+
+  int64_t t = 0;
+  for (size_t ci = 0; ci < batch.size(); ++ci) {
+    const auto& ch = batch[ci];
+    for (size_t i = 0; i < ch.tokens.size(); ++i, ++t) {
+      w.chunk_of[size_t(t)] = int64_t(ci);
+      w.pos_of[size_t(t)] = ch.start_pos + int64_t(i);
+      convert_to_f32(embed_tokens_.dtype,
+                     static_cast<const uint8_t*>(embed_tokens_.data) + size_t(ch.tokens[i]) * h * dtype_size(embed_tokens_.dtype),
+                     w.x.data() + t * h, size_t(h));
+    }
+  }
+
+  const float eps = float(c.rms_norm_eps);
+  auto norm_rows = [&](const std::vector<float>& weight) {
+    pool.parallel_for(T, 1, [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; ++i) rms_norm(w.x.data() + i * h, weight.data(), eps, w.xn.data() + i * h, h);
+    });
+  };
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer& L = layers_[li];
+    norm_rows(L.input_norm);
+    L.q_proj->apply(w.xn.data(), h, T, w.q.data(), q_dim, pool);
+    L.k_proj->apply(w.xn.data(), h, T, w.k.data(), kv_dim, pool);
+    L.v_proj->apply(w.xn.data(), h, T, w.v.data(), kv_dim, pool);
+    attention(L, int64_t(li), batch, cache, pool);
+    L.o_proj->apply(w.attn.data(), q_dim, T, w.tmp.data(), h, pool);
+    add_inplace(w.x.data(), w.tmp.data(), T * h);
+
+    norm_rows(L.post_attention_norm);
+    L.gate_proj->apply(w.xn.data(), h, T, w.gate.data(), inter, pool);
+    L.up_proj->apply(w.xn.data(), h, T, w.up.data(), inter, pool);
+    pool.parallel_for(T, 1, [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; ++i) silu_mul(w.gate.data() + i * inter, w.up.data() + i * inter, inter);
+    });
+    L.down_proj->apply(w.gate.data(), inter, T, w.tmp.data(), h, pool);
+    add_inplace(w.x.data(), w.tmp.data(), T * h);
+  }
+
+  // Final norm only on the rows whose logits are wanted, then the head.
+  int64_t r = 0;
+  t = 0;
+  for (const auto& ch : batch) {
+    const int64_t n = int64_t(ch.tokens.size());
+    for (int64_t i = ch.all_logits ? 0 : n - 1; i < n; ++i, ++r)
+      rms_norm(w.x.data() + (t + i) * h, final_norm_.data(), eps, w.head_rows.data() + r * h, h);
+    t += n;
+  }
+  lm_head_->apply(w.head_rows.data(), h, rows, logits.data(), c.vocab_size, pool);
+}
+
+}  // namespace lowbit

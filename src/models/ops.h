@@ -1,0 +1,17 @@
+// Elementwise and row-wise ops of the decoder, fp32, in transformers' order of operations.
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit {
+
+// y = x / sqrt(mean(x²) + eps) · w, over n elements (Llama/Qwen3 RMSNorm in fp32).
+void rms_norm(const float* x, const float* w, float eps, float* y, int64_t n);
+// gate ← silu(gate) · up, n elements (SwiGLU).
+void silu_mul(float* gate, const float* up, int64_t n);
+// y += x, n elements (residual).
+void add_inplace(float* y, const float* x, int64_t n);
+// Softmax of s[0..n) in place; returns nothing. s must not be all -inf (a query always sees itself).
+void softmax_inplace(float* s, int64_t n);
+
+}  // namespace lowbit

@@ -1,0 +1,57 @@
+// Runs one request at a time on a model: chunked prefill (reusing the longest cached prefix
+// of the previous request, which makes multi-turn chat cheap), then token-by-token decode with
+// sampling, stop tokens, stop strings and streamed UTF-8-complete text.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "models/decoder.h"
+#include "runtime/sampler.h"
+
+namespace lowbit {
+
+class Tokenizer;
+class ThreadPool;
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_new_tokens = 256;
+  std::vector<int32_t> stop_token_ids;  // added to the model's eos ids (unless ignore_eos)
+  std::vector<std::string> stop_strings;
+  bool ignore_eos = false;
+  bool skip_special_tokens = true;
+};
+
+struct GenerationResult {
+  std::vector<int32_t> output_ids;  // includes the stop token when one ended generation
+  std::string text;                 // excludes stop tokens and stop strings
+  std::string finish_reason;        // "stop" or "length"
+  int64_t prompt_tokens = 0, cached_prompt_tokens = 0, decode_steps = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+class Generator {
+ public:
+  Generator(DecoderModel& model, const Tokenizer& tokenizer, ThreadPool& pool, int64_t prefill_chunk = 512);
+  GenerationResult generate(const GenerationRequest& request,
+                            const std::function<void(std::string_view)>& on_text = {});
+
+ private:
+  void ensure_capacity(int64_t tokens);
+
+  DecoderModel& model_;
+  const Tokenizer& tokenizer_;
+  ThreadPool& pool_;
+  int64_t prefill_chunk_;
+  std::optional<KvCache> cache_;
+  std::vector<int32_t> cached_;  // tokens whose K/V are in slot 0
+  std::vector<float> logits_;
+};
+
+}  // namespace lowbit

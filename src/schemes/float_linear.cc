@@ -1,0 +1,46 @@
+#include "schemes/float_linear.h"
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace lowbit {
+
+namespace {
+// Columns per thread-pool grain: a multiple of every kernel's register tile width.
+constexpr int64_t kColumnGrain = 16;
+}  // namespace
+
+FloatLinear::FloatLinear(const LinearTensors& t, LinearShape shape, const CpuFeatures& cpu)
+    : weight_(t.weight), shape_(shape) {
+  const auto& w = t.weight;
+  if (w.dtype != DType::BF16 && w.dtype != DType::F16 && w.dtype != DType::F32)
+    fail("{}: FLOAT linear weight must be BF16, F16 or F32, got {}", w.name, dtype_name(w.dtype));
+  if (w.shape != std::vector<int64_t>{shape.out_features, shape.in_features})
+    fail("{}: expected shape [{}, {}], got {}", w.name, shape.out_features, shape.in_features, w.shape_str());
+  if (t.bias) {
+    const auto& b = *t.bias;
+    if (b.shape != std::vector<int64_t>{shape.out_features})
+      fail("{}: expected bias shape [{}], got {}", b.name, shape.out_features, b.shape_str());
+    if (b.dtype != DType::BF16 && b.dtype != DType::F16 && b.dtype != DType::F32)
+      fail("{}: bias must be BF16, F16 or F32, got {}", b.name, dtype_name(b.dtype));
+    bias_.resize(size_t(shape.out_features));
+    convert_to_f32(b.dtype, b.data, bias_.data(), bias_.size());
+  }
+  kernel_ = &pick_float_gemm(w.dtype, cpu);
+}
+
+void FloatLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
+  const FloatGemmKernel* kernel = kernel_;
+  pool.parallel_for(shape_.out_features, kColumnGrain, [&](int64_t n0, int64_t n1, int) {
+    kernel->run({x, ldx, weight_.data, shape_.in_features, y, ldy, m, shape_.in_features, n0, n1});
+    if (!bias_.empty())
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t n = n0; n < n1; ++n) y[i * ldy + n] += bias_[size_t(n)];
+  });
+}
+
+std::string FloatLinear::describe() const {
+  return fmt::format("FLOAT {} via {}", dtype_name(weight_.dtype), kernel_->name);
+}
+
+}  // namespace lowbit

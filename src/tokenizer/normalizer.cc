@@ -1,0 +1,107 @@
+#include "tokenizer/normalizer.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "tokenizer/utf8.h"
+
+namespace lowbit {
+namespace {
+
+void add_steps(const nlohmann::json& spec, std::string_view label,
+               std::vector<Normalizer::Kind>& steps) {
+  if (spec.is_null()) return;
+  std::string type = spec.value("type", std::string());
+  if (type == "Sequence") {
+    for (const auto& sub : spec.at("normalizers")) add_steps(sub, label, steps);
+  } else if (type == "NFC") {
+    steps.push_back(Normalizer::Kind::kNfc);
+  } else if (type == "NFD") {
+    steps.push_back(Normalizer::Kind::kNfd);
+  } else if (type == "NFKC") {
+    steps.push_back(Normalizer::Kind::kNfkc);
+  } else if (type == "NFKD") {
+    steps.push_back(Normalizer::Kind::kNfkd);
+  } else if (type == "Lowercase") {
+    steps.push_back(Normalizer::Kind::kLowercase);
+  } else {
+    fail("{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, "
+         "Lowercase, Sequence)",
+         label, type.empty() ? spec.dump() : type);
+  }
+}
+
+// ASCII is its own normal form in all four forms. For NFC so is everything below U+0300:
+// those code points are all NFC_QC=Yes starters, and none is the second half of a composition.
+bool unchanged_by(Normalizer::Kind kind, std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    uint8_t b = uint8_t(text[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (kind != Normalizer::Kind::kNfc) return false;
+    char32_t cp = utf8::decode(text, i);
+    if (cp >= 0x300) return false;
+  }
+  return true;
+}
+
+std::string run_utf8proc(std::string_view text, int options) {
+  utf8proc_uint8_t* result = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                    utf8proc_ssize_t(text.size()), &result,
+                                    utf8proc_option_t(options | UTF8PROC_STABLE));
+  if (n < 0) fail("normalization failed: {}", utf8proc_errmsg(n));
+  std::string out(reinterpret_cast<char*>(result), size_t(n));
+  std::free(result);
+  return out;
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    char32_t cp = utf8::decode(text, i);
+    if (cp == 0x130) {  // Rust's to_lowercase: İ -> i + combining dot above
+      out += "i\xCC\x87";
+      continue;
+    }
+    utf8::append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
+  }
+  return out;
+}
+
+}  // namespace
+
+Normalizer Normalizer::from_json(const nlohmann::json& spec, std::string_view label) {
+  Normalizer n;
+  add_steps(spec, label, n.steps_);
+  return n;
+}
+
+bool Normalizer::apply(std::string_view text, std::string& out) const {
+  bool changed = false;
+  std::string current;
+  for (Kind kind : steps_) {
+    std::string_view in = changed ? std::string_view(current) : text;
+    if (kind != Kind::kLowercase && unchanged_by(kind, in)) continue;
+    std::string next;
+    switch (kind) {
+      case Kind::kNfc: next = run_utf8proc(in, UTF8PROC_COMPOSE); break;
+      case Kind::kNfd: next = run_utf8proc(in, UTF8PROC_DECOMPOSE); break;
+      case Kind::kNfkc: next = run_utf8proc(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
+      case Kind::kNfkd: next = run_utf8proc(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
+      case Kind::kLowercase: next = lowercase(in); break;
+    }
+    current = std::move(next);
+    changed = true;
+  }
+  if (changed) out = std::move(current);
+  return changed;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,30 @@
+// Normalizers of tokenizer.json that byte-level BPE models use: NFC, NFD, NFKC, NFKD,
+// Lowercase and Sequence (via utf8proc). Anything else is rejected when the tokenizer loads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace lowbit {
+
+class Normalizer {
+ public:
+  // `spec` is tokenizer.json's "normalizer"; null gives an identity normalizer.
+  static Normalizer from_json(const nlohmann::json& spec, std::string_view label);
+
+  bool empty() const { return steps_.empty(); }
+  // Normalizes valid UTF-8 `text` into `out`; returns false (out untouched) when the text
+  // is already normalized, so callers can keep using the input without a copy.
+  bool apply(std::string_view text, std::string& out) const;
+
+  enum class Kind { kNfc, kNfd, kNfkc, kNfkd, kLowercase };
+
+ private:
+  std::vector<Kind> steps_;
+};
+
+}  // namespace lowbit

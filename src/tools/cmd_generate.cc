@@ -1,0 +1,96 @@
+// lowbit generate: one completion, streamed to stdout, with prefill/decode speed on stderr
+// (or one JSON object with --json).
+#include <cstdio>
+#include <memory>
+
+#include "core/error.h"
+#include "tools/commands.h"
+#include "tools/model_session.h"
+
+namespace lowbit {
+
+namespace {
+struct GenerateArgs {
+  LoadOptions load;
+  SamplingOptions sampling;
+  std::string prompt, messages, prompt_ids;
+  bool no_thinking = false, json = false;
+};
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_array()) fail("--prompt-ids: expected a JSON array of token ids");
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number_integer()) fail("--prompt-ids[{}]: expected an integer token id", i);
+    ids.push_back(j[i].get<int32_t>());
+  }
+  return ids;
+}
+
+int run(const GenerateArgs& a) {
+  ModelSession s(a.load);
+  std::vector<int32_t> prompt;
+  if (!a.prompt_ids.empty()) {
+    prompt = parse_ids(a.prompt_ids);
+  } else if (!a.messages.empty()) {
+    prompt = s.tokenizer().encode(s.render_chat(parse_messages(a.messages), !a.no_thinking), false);
+  } else {
+    prompt = s.tokenizer().encode(a.prompt, true);
+  }
+  GenerationRequest req = s.make_request(prompt, a.sampling);
+  auto on_text = [&](std::string_view t) {
+    if (a.json) return;
+    std::fwrite(t.data(), 1, t.size(), stdout);
+    std::fflush(stdout);
+  };
+  GenerationResult r = s.generator().generate(req, on_text);
+  const double prefill_tps = r.prefill_seconds > 0 ? double(r.prompt_tokens - r.cached_prompt_tokens) / r.prefill_seconds : 0;
+  const double decode_tps = r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0;
+  if (a.json) {
+    nlohmann::json out = {
+        {"prompt_token_ids", req.prompt},
+        {"output_token_ids", r.output_ids},
+        {"text", r.text},
+        {"finish_reason", r.finish_reason},
+        {"timings",
+         {{"load_s", s.load_seconds()},
+          {"prefill_s", r.prefill_seconds},
+          {"prefill_tokens", r.prompt_tokens - r.cached_prompt_tokens},
+          {"prefill_tokens_per_s", prefill_tps},
+          {"decode_s", r.decode_seconds},
+          {"decode_steps", r.decode_steps},
+          {"decode_tokens_per_s", decode_tps}}},
+        {"threads", s.pool().size()},
+    };
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\n");
+    if (!a.load.quiet)
+      std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); finish: %s\n",
+                   (long long)(r.prompt_tokens - r.cached_prompt_tokens), r.prefill_seconds, prefill_tps,
+                   (long long)r.decode_steps, r.decode_seconds, decode_tps, r.finish_reason.c_str());
+  }
+  return 0;
+}
+}  // namespace
+
+CommandFn add_generate_command(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  add_load_options(app, a->load);
+  add_sampling_options(app, a->sampling);
+  auto* p = app.add_option("--prompt,-p", a->prompt, "Raw prompt text (tokenized with the tokenizer's special tokens)");
+  auto* m = app.add_option("--messages", a->messages, "JSON array of chat messages, rendered with the chat template");
+  auto* ids = app.add_option("--prompt-ids", a->prompt_ids, "JSON array of prompt token ids");
+  p->excludes(m)->excludes(ids);
+  m->excludes(ids);
+  app.add_flag("--no-thinking", a->no_thinking, "Pass enable_thinking=false to the chat template");
+  app.add_flag("--json", a->json, "Print one JSON object (ids, text, timings) instead of streaming");
+  app.callback([&app, p, m, ids] {
+    if (p->count() + m->count() + ids->count() == 0)
+      throw CLI::ValidationError("generate", "one of --prompt, --messages or --prompt-ids is required");
+  });
+  return [a] { return run(*a); };
+}
+
+}  // namespace lowbit

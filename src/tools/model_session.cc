@@ -1,0 +1,104 @@
+#include "tools/model_session.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "tools/progress_bar.h"
+
+namespace lowbit {
+
+void add_load_options(CLI::App& app, LoadOptions& o) {
+  app.add_option("--model-path,-m", o.model_path, "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--threads,-t", o.threads, "Worker threads (default: all hardware threads)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--quiet,-q", o.quiet, "No load progress or timing lines on stderr");
+}
+
+void add_sampling_options(CLI::App& app, SamplingOptions& o) {
+  app.add_option("--max-new-tokens,-n", o.max_new_tokens, "Maximum tokens to generate");
+  app.add_option("--temperature", o.temperature, "0 = greedy (default: generation_config.json, else greedy)");
+  app.add_option("--top-k", o.top_k, "Keep the k most likely tokens (0 = off)");
+  app.add_option("--top-p", o.top_p, "Nucleus sampling mass (1 = off)");
+  app.add_option("--min-p", o.min_p, "Drop tokens below min_p × the top probability (0 = off)");
+  app.add_option("--repetition-penalty", o.repetition_penalty, "CTRL-style penalty over prompt and output (1 = off)");
+  app.add_option("--presence-penalty", o.presence_penalty, "OpenAI-style presence penalty over output");
+  app.add_option("--frequency-penalty", o.frequency_penalty, "OpenAI-style frequency penalty over output");
+  app.add_option("--seed", o.seed, "Random seed (default: random)");
+  app.add_option("--stop", o.stop, "Stop string (repeatable); not included in the output");
+  app.add_option("--stop-token-id", o.stop_token_ids, "Extra stop token id (repeatable)");
+  app.add_flag("--ignore-eos", o.ignore_eos, "Do not stop at the model's end-of-sequence tokens");
+}
+
+ModelSession::ModelSession(const LoadOptions& o)
+    : pool_(o.threads), tokenizer_(Tokenizer::from_dir(o.model_path)), model_path_(o.model_path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto tc = o.model_path / "tokenizer_config.json";
+  if (std::filesystem::exists(tc)) {
+    const auto cfg = nlohmann::json::parse(std::ifstream(tc), nullptr, false);
+    if (cfg.is_object() && cfg.contains("chat_template")) chat_template_.emplace(ChatTemplate::from_tokenizer_config(tc));
+  }
+  ProgressBar bar("loading", !o.quiet && ::isatty(STDERR_FILENO));
+  model_ = DecoderModel::load(o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); });
+  bar.finish();
+  generator_ = std::make_unique<Generator>(*model_, tokenizer_, pool_);
+  load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.quiet)
+    std::fprintf(stderr, "loaded %s in %.2f s: %s; %.1f MiB of weights; %d threads, %s\n", o.model_path.c_str(),
+                 load_seconds_, model_->describe().c_str(), double(model_->weight_bytes()) / (1 << 20), pool_.size(),
+                 cpu_features().describe().c_str());
+}
+
+std::string ModelSession::render_chat(const nlohmann::json& messages, bool thinking) const {
+  if (!chat_template_)
+    fail("{}: tokenizer_config.json has no chat_template, so messages cannot be rendered; use --prompt",
+         model_path_.string());
+  nlohmann::json ctx = {{"messages", messages}, {"add_generation_prompt", true}};
+  if (!thinking) ctx["enable_thinking"] = false;
+  return chat_template_->render(ctx);
+}
+
+GenerationRequest ModelSession::make_request(std::vector<int32_t> prompt, const SamplingOptions& o) const {
+  const auto& gen = model_->config().generation;
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling = SamplingParams::from_generation_defaults(gen);
+  auto& s = r.sampling;
+  if (o.temperature) s.temperature = *o.temperature;
+  if (o.top_k) s.top_k = *o.top_k;
+  if (o.top_p) s.top_p = *o.top_p;
+  if (o.min_p) s.min_p = *o.min_p;
+  if (o.repetition_penalty) s.repetition_penalty = *o.repetition_penalty;
+  s.presence_penalty = o.presence_penalty;
+  s.frequency_penalty = o.frequency_penalty;
+  s.seed = o.seed ? *o.seed : std::random_device{}();
+  s.validate();
+  r.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : gen.max_new_tokens.value_or(256);
+  r.stop_strings = o.stop;
+  r.stop_token_ids = o.stop_token_ids;
+  if (auto eos = tokenizer_.eos_id()) r.stop_token_ids.push_back(*eos);
+  r.ignore_eos = o.ignore_eos;
+  if (r.ignore_eos) r.stop_token_ids = o.stop_token_ids;
+  return r;
+}
+
+nlohmann::json parse_messages(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) fail("--messages: not valid JSON");
+  if (!j.is_array() || j.empty()) fail("--messages: expected a non-empty JSON array of messages");
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& m = j[i];
+    if (!m.is_object()) fail("--messages[{}]: expected an object", i);
+    if (!m.contains("role") || !m["role"].is_string()) fail("--messages[{}]: missing string field 'role'", i);
+    if (m.contains("content") && !m["content"].is_string() && !m["content"].is_null())
+      fail("--messages[{}].content: expected a string", i);
+  }
+  return j;
+}
+
+}  // namespace lowbit

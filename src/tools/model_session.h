@@ -1,0 +1,72 @@
+// What every model-running subcommand needs: the model, its tokenizer and chat template,
+// the thread pool, and the shared command-line options for loading and sampling.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "core/thread_pool.h"
+#include "models/decoder.h"
+#include "runtime/generator.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lowbit {
+
+struct LoadOptions {
+  std::filesystem::path model_path;
+  int threads = 0;  // 0: all hardware threads
+  bool quiet = false;
+};
+void add_load_options(CLI::App& app, LoadOptions& o);
+
+struct SamplingOptions {
+  int64_t max_new_tokens = -1;  // -1: generation_config's max_new_tokens, else 256
+  std::optional<float> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int64_t> top_k;
+  float presence_penalty = 0, frequency_penalty = 0;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;
+};
+void add_sampling_options(CLI::App& app, SamplingOptions& o);
+
+class ModelSession {
+ public:
+  // Loads tokenizer, chat template (if the folder has one) and model, with a progress bar on
+  // a terminal and a one-line summary otherwise.
+  explicit ModelSession(const LoadOptions& options);
+
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  DecoderModel& model() { return *model_; }
+  ThreadPool& pool() { return pool_; }
+  Generator& generator() { return *generator_; }
+  double load_seconds() const { return load_seconds_; }
+
+  // Renders messages (a JSON array) through the model's own chat template with the
+  // generation prompt; enable_thinking=false is passed only when thinking is disabled.
+  std::string render_chat(const nlohmann::json& messages, bool thinking) const;
+  GenerationRequest make_request(std::vector<int32_t> prompt, const SamplingOptions& o) const;
+
+ private:
+  ThreadPool pool_;
+  Tokenizer tokenizer_;
+  std::optional<ChatTemplate> chat_template_;
+  std::filesystem::path model_path_;
+  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<Generator> generator_;
+  double load_seconds_ = 0;
+};
+
+// Parses a --messages value: a JSON array of {"role", "content"} objects. Errors name the
+// offending element.
+nlohmann::json parse_messages(const std::string& text);
+
+}  // namespace lowbit
