@@ -4,23 +4,13 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "chat/jinja_value.h"
+
 namespace lowbit::jinja {
-
-// A syntax or evaluation error at a byte offset of the (newline-normalised) source.
-class SourceError : public std::runtime_error {
- public:
-  SourceError(uint32_t offset, const std::string& message)
-      : std::runtime_error(message), offset_(offset) {}
-  uint32_t offset() const { return offset_; }
-
- private:
-  uint32_t offset_;
-};
 
 enum class TokenType {
   kData,        // literal template text, whitespace control already applied

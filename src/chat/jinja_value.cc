@@ -1,5 +1,6 @@
 #include "chat/jinja_value.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -275,5 +276,55 @@ Value convert(const Json& j) {
 
 Value from_json(const nlohmann::ordered_json& j) { return convert(j); }
 Value from_json(const nlohmann::json& j) { return convert(j); }
+
+}  // namespace lowbit::jinja
+
+namespace lowbit::jinja {
+
+Params::Params(std::string_view function, const CallArgs& args,
+               std::vector<std::string_view> names, size_t required)
+    : function_(function), names_(std::move(names)) {
+  bound_.resize(names_.size());
+  given_.assign(names_.size(), false);
+  if (args.positional.size() > names_.size()) {
+    eval_fail("{}() takes at most {} argument(s) ({} given)", function_, names_.size(),
+              args.positional.size());
+  }
+  for (size_t i = 0; i < args.positional.size(); ++i) {
+    bound_[i] = args.positional[i];
+    given_[i] = true;
+  }
+  for (const auto& [key, value] : args.keyword) {
+    const auto it = std::find(names_.begin(), names_.end(), key);
+    if (it == names_.end()) {
+      eval_fail("{}() got an unexpected keyword argument '{}'", function_, key);
+    }
+    const size_t i = static_cast<size_t>(it - names_.begin());
+    if (given_[i]) eval_fail("{}() got multiple values for argument '{}'", function_, key);
+    bound_[i] = value;
+    given_[i] = true;
+  }
+  for (size_t i = 0; i < required; ++i) {
+    if (!given_[i]) eval_fail("{}() missing required argument '{}'", function_, names_[i]);
+  }
+}
+
+int64_t Params::get_int(size_t i, int64_t fallback) const {
+  if (!given_[i] || bound_[i].is_none()) return fallback;
+  if (!bound_[i].is_integral()) {
+    eval_fail("{}(): argument '{}' must be an integer, not {}", function_, names_[i],
+              type_name(bound_[i]));
+  }
+  return bound_[i].as_int();
+}
+
+std::string Params::get_string(size_t i, std::string fallback) const {
+  if (!given_[i]) return fallback;
+  if (!bound_[i].is_string()) {
+    eval_fail("{}(): argument '{}' must be a string, not {}", function_, names_[i],
+              type_name(bound_[i]));
+  }
+  return bound_[i].as_string();
+}
 
 }  // namespace lowbit::jinja

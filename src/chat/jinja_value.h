@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -42,6 +43,21 @@ class TemplateRaised : public EvalError {
   std::string message_;
 };
 
+// A syntax or rendering error at a byte offset of the (newline-normalised) template source.
+// `raised` holds the message when the template itself called raise_exception().
+class SourceError : public std::runtime_error {
+ public:
+  SourceError(uint32_t offset, const std::string& message,
+              std::optional<std::string> raised = std::nullopt)
+      : std::runtime_error(message), offset_(offset), raised_(std::move(raised)) {}
+  uint32_t offset() const { return offset_; }
+  const std::optional<std::string>& raised() const { return raised_; }
+
+ private:
+  uint32_t offset_;
+  std::optional<std::string> raised_;
+};
+
 class Value;
 class Interpreter;
 
@@ -62,6 +78,8 @@ class Dict {
  public:
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
+  const Value* find(const std::string& key) const { return find(std::string_view(key)); }
+  const Value* find(const char* key) const { return find(std::string_view(key)); }
   void set(Value key, Value value);
   const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
@@ -174,5 +192,29 @@ int64_t length(const Value& v);
 
 Value from_json(const nlohmann::ordered_json& j);
 Value from_json(const nlohmann::json& j);
+
+}  // namespace lowbit::jinja
+
+namespace lowbit::jinja {
+
+// Binds call arguments to a Python-style parameter list (positional or keyword), failing with
+// Python-like messages that name the function.
+class Params {
+ public:
+  Params(std::string_view function, const CallArgs& args, std::vector<std::string_view> names,
+         size_t required = 0);
+  bool has(size_t i) const { return given_[i]; }
+  const Value& get(size_t i) const { return bound_[i]; }
+  Value get_or(size_t i, Value fallback) const { return given_[i] ? bound_[i] : fallback; }
+  // Argument i as an int / str / bool, with a type error naming the parameter.
+  int64_t get_int(size_t i, int64_t fallback) const;
+  std::string get_string(size_t i, std::string fallback) const;
+
+ private:
+  std::string function_;
+  std::vector<std::string_view> names_;
+  std::vector<Value> bound_;
+  std::vector<bool> given_;
+};
 
 }  // namespace lowbit::jinja

@@ -53,7 +53,9 @@ Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
     load_index(dir_ / kIndexFile);
   } else {
     std::vector<fs::path> found;
-    for (const auto& item : fs::directory_iterator(dir_)) {
+    fs::directory_iterator it(dir_, ec);
+    if (ec) fail("{}: cannot list folder: {}", dir_.string(), ec.message());
+    for (const auto& item : it) {
       if (item.path().extension() == ".safetensors" && is_regular(item.path()))
         found.push_back(item.path());
     }

@@ -1,7 +1,8 @@
 // A model folder's weights: one model.safetensors, shards listed by
 // model.safetensors.index.json, or (with neither) every *.safetensors file in the folder.
 // All files are mmap'd at construction and their headers validated; tensor data is only
-// touched when a caller reads a view.
+// touched when a caller reads a view. With an index, the index is authoritative: only the
+// tensors it lists are visible, each from the shard it names.
 #pragma once
 
 #include <cstdint>

@@ -34,11 +34,11 @@ int64_t ConfigFields::to_int(std::string_view key, const json& v) const {
   // nlohmann: is_number_integer() also holds for unsigned values, so test unsigned first.
   if (v.is_number_unsigned()) {
     if (v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-      fail_field(key, fmt::format("= {} is out of range", v.dump()));
+      fail_field(key, fmt::format("= {} is out of range", json_excerpt(v)));
     return v.get<int64_t>();
   }
   if (v.is_number_integer()) return v.get<int64_t>();
-  fail_field(key, fmt::format("must be an integer, got {} {}", json_type_name(v), v.dump()));
+  fail_field(key, fmt::format("must be an integer, got {} {}", json_type_name(v), json_excerpt(v)));
 }
 
 std::optional<int64_t> ConfigFields::opt_int(std::string_view key) const {
@@ -51,7 +51,8 @@ std::optional<double> ConfigFields::opt_number(std::string_view key) const {
   const json* v = find(key);
   if (!v) return std::nullopt;
   if (!v->is_number())
-    fail_field(key, fmt::format("must be a number, got {} {}", json_type_name(*v), v->dump()));
+    fail_field(key,
+               fmt::format("must be a number, got {} {}", json_type_name(*v), json_excerpt(*v)));
   return v->get<double>();
 }
 
@@ -59,7 +60,8 @@ std::optional<bool> ConfigFields::opt_bool(std::string_view key) const {
   const json* v = find(key);
   if (!v) return std::nullopt;
   if (!v->is_boolean())
-    fail_field(key, fmt::format("must be true or false, got {} {}", json_type_name(*v), v->dump()));
+    fail_field(
+        key, fmt::format("must be true or false, got {} {}", json_type_name(*v), json_excerpt(*v)));
   return v->get<bool>();
 }
 
@@ -67,7 +69,8 @@ std::optional<std::string> ConfigFields::opt_string(std::string_view key) const 
   const json* v = find(key);
   if (!v) return std::nullopt;
   if (!v->is_string())
-    fail_field(key, fmt::format("must be a string, got {} {}", json_type_name(*v), v->dump()));
+    fail_field(key,
+               fmt::format("must be a string, got {} {}", json_type_name(*v), json_excerpt(*v)));
   return v->get<std::string>();
 }
 
@@ -77,7 +80,8 @@ std::optional<std::vector<int32_t>> ConfigFields::opt_token_ids(std::string_view
   std::vector<int32_t> ids;
   auto add = [&](const json& item) {
     if (!item.is_number_integer())  // includes unsigned
-      fail_field(key, fmt::format("must be a token id or a list of token ids, got {}", v->dump()));
+      fail_field(
+          key, fmt::format("must be a token id or a list of token ids, got {}", json_excerpt(*v)));
     const int64_t id = to_int(key, item);
     if (id < 0 || id > std::numeric_limits<int32_t>::max())
       fail_field(key, fmt::format("has token id {} out of range", id));

@@ -37,7 +37,7 @@ Architecture parse_architecture(const ConfigFields& f, std::string& name) {
                  fmt::format("is missing (supported: {})", supported_architectures()));
   if (!list->is_array() || list->empty() || !(*list)[0].is_string())
     f.fail_field("architectures",
-                 fmt::format("must be a non-empty list of strings, got {}", list->dump()));
+                 fmt::format("must be a non-empty list of strings, got {}", json_excerpt(*list)));
   name = (*list)[0].get<std::string>();
   for (const auto& [known, arch] : kArchitectures)
     if (known == name) return arch;
@@ -70,7 +70,7 @@ void check_no_sliding_window(const ConfigFields& f, int64_t num_layers) {
       if (t != "full_attention")
         f.fail_field(
             "layer_types",
-            fmt::format("contains {}; only full_attention layers are supported", t.dump()));
+            fmt::format("contains {}; only full_attention layers are supported", json_excerpt(t)));
     return;
   }
   if (f.opt_bool("use_sliding_window").value_or(false) && f.find("sliding_window") &&

@@ -310,6 +310,8 @@ TEST(LoadModelConfig, ErrorsNameTheFile) {
   expect_error([&] { load_model_config(dir.path()); }, {"config.json", "missing"});
   dir.write("config.json", "{ not json");
   expect_error([&] { load_model_config(dir.path()); }, {"config.json", "invalid JSON"});
+  dir.write("config.json", std::string(100000, '[') + std::string(100000, ']'));
+  expect_error([&] { load_model_config(dir.path()); }, {"config.json", "nested deeper"});
   dir.write("config.json", kSmolLM2);
   dir.write("generation_config.json", R"({"eos_token_id": "x"})");
   expect_error([&] { load_model_config(dir.path()); },

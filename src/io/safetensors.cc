@@ -85,14 +85,14 @@ std::vector<int64_t> parse_shape(std::string_view label, const std::string& name
   for (const json& d : shape) {
     if (!is_json_integer(d))
       fail("{}: tensor '{}': shape entries must be integers, got {} {}", label, name,
-           json_type_name(d), d.dump());
+           json_type_name(d), json_excerpt(d));
     // nlohmann: is_number_integer() also holds for unsigned values, so test unsigned first.
     if (d.is_number_unsigned()) {
       if (d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
         fail("{}: tensor '{}': dimension {} overflows int64", label, name, d.get<uint64_t>());
     } else if (d.get<int64_t>() < 0) {
       fail("{}: tensor '{}': negative dimension {} in shape {}", label, name, d.get<int64_t>(),
-           shape.dump());
+           json_excerpt(shape));
     }
     dims.push_back(d.get<int64_t>());
   }
@@ -102,7 +102,7 @@ std::vector<int64_t> parse_shape(std::string_view label, const std::string& name
 uint64_t parse_offset(std::string_view label, const std::string& name, const json& v) {
   if (!is_json_integer(v) || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
     fail("{}: tensor '{}': data_offsets must be two non-negative integers, got {}", label, name,
-         v.dump());
+         json_excerpt(v));
   return v.get<uint64_t>();
 }
 
@@ -133,7 +133,8 @@ SafetensorsEntry parse_entry(std::string_view label, const std::string& name, co
 
   const json& offsets = require_field(label, name, info, "data_offsets");
   if (!offsets.is_array() || offsets.size() != 2)
-    fail("{}: tensor '{}': data_offsets must be [begin, end], got {}", label, name, offsets.dump());
+    fail("{}: tensor '{}': data_offsets must be [begin, end], got {}", label, name,
+         json_excerpt(offsets));
   e.begin = parse_offset(label, name, offsets[0]);
   e.end = parse_offset(label, name, offsets[1]);
   if (e.begin > e.end)
@@ -145,11 +146,11 @@ SafetensorsEntry parse_entry(std::string_view label, const std::string& name, co
   uint64_t bytes = dtype_size(e.dtype);
   for (int64_t d : e.shape) {
     if (__builtin_mul_overflow(bytes, uint64_t(d), &bytes))
-      fail("{}: tensor '{}': shape {} overflows the byte size", label, name, shape.dump());
+      fail("{}: tensor '{}': shape {} overflows the byte size", label, name, json_excerpt(shape));
   }
   if (bytes != e.end - e.begin)
     fail("{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets span {}", label, name,
-         shape.dump(), dtype_name(e.dtype), bytes, e.end - e.begin);
+         json_excerpt(shape), dtype_name(e.dtype), bytes, e.end - e.begin);
   return e;
 }
 

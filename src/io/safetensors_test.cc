@@ -88,6 +88,14 @@ TEST(SafetensorsHeader, RejectsInvalidJson) {
   expect_header_error(raw_safetensors(""), {"header is empty"});
 }
 
+TEST(SafetensorsHeader, RejectsDeepNesting) {
+  // nlohmann's dump (used in error messages) recurses: deep input must stop at the parser.
+  const int n = 100000;
+  std::string header = R"({"w":{"dtype":"U8","shape":)" + std::string(n, '[') +
+                       std::string(n, ']') + R"(,"data_offsets":[0,0]}})";
+  expect_header_error(raw_safetensors(header), {"nested deeper than 64"});
+}
+
 TEST(SafetensorsHeader, RejectsNonObjectHeader) {
   expect_header_error(raw_safetensors("[1, 2]"), {"must be a JSON object", "array"});
 }

@@ -67,6 +67,7 @@ class Bpe {
   int32_t token_to_id(std::string_view token) const;  // -1 if absent
   const std::string* id_to_token(int32_t id) const;   // nullptr if no token has this id
   size_t size() const { return id_to_token_.size(); }  // max id + 1
+  size_t count() const { return vocab_->size(); }      // number of entries
   const MergeTable& merges() const { return *merges_; }
 
  private:

@@ -2,7 +2,10 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -50,7 +53,23 @@ bool unchanged_by(Normalizer::Kind kind, std::string_view text) {
   return true;
 }
 
+// Code points that HF's normalizer (older Unicode data) treats as unassigned; see
+// gen_unicode_tables.py.
+constexpr char32_t kExceptions[] = {
+#include "tokenizer/normalization_exceptions.inc"
+};
+
+bool is_exception(char32_t cp) {
+  static const std::vector<bool> bits = [] {
+    std::vector<bool> b(0x110000);
+    for (char32_t c : kExceptions) b[c] = true;
+    return b;
+  }();
+  return bits[cp];
+}
+
 std::string run_utf8proc(std::string_view text, int options) {
+  if (text.empty()) return {};
   utf8proc_uint8_t* result = nullptr;
   utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                     utf8proc_ssize_t(text.size()), &result,
@@ -61,16 +80,53 @@ std::string run_utf8proc(std::string_view text, int options) {
   return out;
 }
 
+// An exception code point is a starter without decomposition or composition for HF, so it
+// cuts the text into parts that normalize independently; it is kept as it is.
+std::string normalize_form(std::string_view text, int options) {
+  std::string out;
+  size_t part = 0;
+  for (size_t i = 0; i < text.size();) {
+    size_t start = i;
+    char32_t cp = utf8::decode(text, i);
+    if (cp >= 0x300 && is_exception(cp)) {
+      out += run_utf8proc(text.substr(part, start - part), options);
+      out.append(text.substr(start, i - start));
+      part = i;
+    }
+  }
+  if (part == 0) return run_utf8proc(text, options);
+  out += run_utf8proc(text.substr(part), options);
+  return out;
+}
+
+struct Lower {
+  char32_t cp;
+  const char* utf8;
+};
+// Rust's char::to_lowercase (Unicode 16), as HF's Lowercase uses; sorted by code point.
+constexpr Lower kLowercase[] = {
+#include "tokenizer/lowercase_table.inc"
+};
+
 std::string lowercase(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
-    char32_t cp = utf8::decode(text, i);
-    if (cp == 0x130) {  // Rust's to_lowercase: İ -> i + combining dot above
-      out += "i\xCC\x87";
+    uint8_t b = uint8_t(text[i]);
+    if (b < 0x80) {
+      out += char(b >= 'A' && b <= 'Z' ? b + 32 : b);
+      ++i;
       continue;
     }
-    utf8::append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
+    size_t start = i;
+    char32_t cp = utf8::decode(text, i);
+    auto it = std::lower_bound(std::begin(kLowercase), std::end(kLowercase), cp,
+                               [](const Lower& l, char32_t c) { return l.cp < c; });
+    if (it != std::end(kLowercase) && it->cp == cp) {
+      out += it->utf8;
+    } else {
+      out.append(text.substr(start, i - start));
+    }
   }
   return out;
 }
@@ -91,10 +147,10 @@ bool Normalizer::apply(std::string_view text, std::string& out) const {
     if (kind != Kind::kLowercase && unchanged_by(kind, in)) continue;
     std::string next;
     switch (kind) {
-      case Kind::kNfc: next = run_utf8proc(in, UTF8PROC_COMPOSE); break;
-      case Kind::kNfd: next = run_utf8proc(in, UTF8PROC_DECOMPOSE); break;
-      case Kind::kNfkc: next = run_utf8proc(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
-      case Kind::kNfkd: next = run_utf8proc(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
+      case Kind::kNfc: next = normalize_form(in, UTF8PROC_COMPOSE); break;
+      case Kind::kNfd: next = normalize_form(in, UTF8PROC_DECOMPOSE); break;
+      case Kind::kNfkc: next = normalize_form(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
+      case Kind::kNfkd: next = normalize_form(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
       case Kind::kLowercase: next = lowercase(in); break;
     }
     current = std::move(next);

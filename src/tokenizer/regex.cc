@@ -188,7 +188,8 @@ struct Translator {
 }  // namespace
 
 std::string translate_oniguruma(std::string_view pattern) {
-  Translator t{pattern};
+  Translator t;
+  t.p = pattern;
   return t.run();
 }
 

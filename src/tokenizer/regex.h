@@ -28,8 +28,9 @@ class Regex {
   // an empty match right where the previous match ended is skipped.
   void find_all(std::string_view subject, std::vector<RegexMatch>& out) const;
 
+ struct Code;  // compiled PCRE2 code, opaque outside regex.cc
+
  private:
-  struct Code;
   explicit Regex(std::shared_ptr<const Code> code) : code_(std::move(code)) {}
   std::shared_ptr<const Code> code_;
 };

@@ -10,6 +10,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def quiet_transformers() -> None:
+    """No progress bars ("Loading weights", "Writing model shards") on stderr."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
 
 
 def add_legacy_config_keys(config_json: str | Path) -> dict:

@@ -33,13 +33,14 @@ import shutil
 import site
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_legacy_config_keys  # noqa: E402  (also sets the offline environment)
+from _common import add_legacy_config_keys, quiet_transformers  # noqa: E402  (also sets the offline environment)
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 STAMP = ".lowbit-convert.json"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -205,6 +206,7 @@ def convert_weights(reader, cfg, out_file: Path) -> dict:
         diff = sorted(set(got.items()) ^ set(want.items()))
         raise SystemExit(f"tensor set/shape mismatch: {diff[:10]}")
     save_file(sd, str(out_file), metadata={"format": "pt"})
+    out_file.chmod(0o644)  # safetensors writes 0600
     return sd
 
 
@@ -301,6 +303,18 @@ def verify(out: Path, cfg, sd: dict, template: str, sample: bool) -> str:
     return tok.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
+def write_folder(gguf: Path, reader, cfg, template: str, tmp: Path, sample: bool):
+    from transformers import GenerationConfig
+
+    sd = convert_weights(reader, cfg, tmp / "model.safetensors")
+    cfg.save_pretrained(str(tmp))
+    add_legacy_config_keys(tmp / "config.json")
+    GenerationConfig(bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id,
+                     pad_token_id=cfg.pad_token_id).save_pretrained(str(tmp))
+    build_tokenizer(gguf, reader, tmp, cfg.max_position_embeddings)
+    return verify(tmp, cfg, sd, template, sample=sample), sd
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -326,7 +340,8 @@ def main() -> int:
 
     import torch
     from gguf import GGUFReader
-    from transformers import GenerationConfig
+
+    quiet_transformers()
 
     torch.manual_seed(0)
     print(f"converting {gguf} -> {out}", flush=True)
@@ -334,24 +349,17 @@ def main() -> int:
     cfg, rope_theta = build_config(reader)
     template = field(reader, "tokenizer.chat_template")
 
-    tmp = out.parent / (out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    sd = convert_weights(reader, cfg, tmp / "model.safetensors")
-    cfg.save_pretrained(str(tmp))
-    add_legacy_config_keys(tmp / "config.json")
-    GenerationConfig(bos_token_id=cfg.bos_token_id, eos_token_id=cfg.eos_token_id,
-                     pad_token_id=cfg.pad_token_id).save_pretrained(str(tmp))
-    build_tokenizer(gguf, reader, tmp, cfg.max_position_embeddings)
-    answer = verify(tmp, cfg, sd, template, sample=not a.no_sample)
-
-    out.mkdir(parents=True, exist_ok=True)
-    if stamp_path.exists():
-        stamp_path.unlink()
-    for p in sorted(tmp.iterdir()):
-        os.replace(p, out / p.name)
-    tmp.rmdir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # unique: concurrent runs don't collide
+    try:
+        answer, sd = write_folder(gguf, reader, cfg, template, tmp, sample=not a.no_sample)
+        out.mkdir(parents=True, exist_ok=True)
+        if stamp_path.exists():
+            stamp_path.unlink()
+        for p in sorted(tmp.iterdir()):
+            os.replace(p, out / p.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     stamp_path.write_text(json.dumps(stamp, indent=2) + "\n")  # last: marks a complete conversion
 
     n_params = sum(v.numel() for v in sd.values())

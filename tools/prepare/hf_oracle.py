@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402,F401  (offline environment)
+from _common import quiet_transformers  # noqa: E402  (also sets the offline environment)
 
 
 def run(model_dir: str, spec: dict, out: str) -> str:
@@ -40,6 +40,8 @@ def run(model_dir: str, spec: dict, out: str) -> str:
     import transformers
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
 
     seqs = spec.get("sequences")
     if not isinstance(seqs, list) or not seqs or not all(isinstance(s, list) and s for s in seqs):

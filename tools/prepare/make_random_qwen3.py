@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_legacy_config_keys  # noqa: E402  (also sets the offline environment)
+from _common import add_legacy_config_keys, quiet_transformers  # noqa: E402  (also sets the offline environment)
 import qwen3_tokenizer  # noqa: E402
 
 QWEN3_BOS = 151643  # <|endoftext|>
@@ -148,6 +148,8 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
+    quiet_transformers()
+
     torch.manual_seed(a.seed)
     dtype = getattr(torch, a.dtype)
     in_vocab = a.vocab > QWEN3_EOS
@@ -171,6 +173,7 @@ def main() -> int:
     for stale in ("model.safetensors.index.json",):
         (out / stale).unlink(missing_ok=True)
     model.save_pretrained(str(out), safe_serialization=True, max_shard_size="1000GB")
+    (out / "model.safetensors").chmod(0o644)  # transformers writes it 0600
     add_legacy_config_keys(out / "config.json")
     gen = GenerationConfig(bos_token_id=QWEN3_BOS, eos_token_id=[QWEN3_EOS, QWEN3_BOS], pad_token_id=QWEN3_BOS) \
         if in_vocab else GenerationConfig()
@@ -196,7 +199,7 @@ def main() -> int:
             n_params = sum(_prod(f.get_slice(k).get_shape()) for k in keys)
         assert ("lm_head.weight" in keys) == (not a.tied), "lm_head vs tie_word_embeddings"
         AutoTokenizer.from_pretrained(str(out))
-        m, linfo = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32, output_loading_info=True)
+        m, linfo = AutoModelForCausalLM.from_pretrained(str(out), dtype=dtype, output_loading_info=True)
         assert not any(linfo[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), linfo
         m.eval()
         ids = torch.tensor([[i % a.vocab for i in (9707, 11, 1879, 0, 17, 100, 3, 42)]])

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: the Release build's unit, oracle and CLI tests (CTest),
+# the sanitizer build's unit tests, and a bounded fuzz run of the safetensors header parser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/prepare_default_model.sh
+bash scripts/build.sh build
+
+# Sanitizers: AddressSanitizer + UBSan over the C++ unit tests (the Python oracle tests need
+# the Release build's speed, and the fuzz target has its own sanitizers).
+bash scripts/build.sh build-asan -DLOWBIT_SANITIZE=ON
+(cd build-asan && ctest --output-on-failure -j 2 -E "oracle|interop|python_" --timeout 600)
+
+bash fuzz/run_fuzz.sh "${LOWBIT_FUZZ_SECONDS:-60}"
+
+# Last, so its summary line is the run's closing line.
+(cd build && ctest --output-on-failure -j 2 --timeout 1200)
