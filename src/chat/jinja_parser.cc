@@ -121,6 +121,7 @@ class Parser {
   }
 
   void parse_statement(Body& out) {
+    DepthGuard guard(*this);
     if (cur().type != TokenType::kName) fail("expected a tag name, got " + describe(cur()));
     const uint32_t offset = cur().offset;
     const std::string tag = cur().text;
@@ -343,7 +344,20 @@ class Parser {
     return tuple;
   }
 
+  // Bounds recursion so a pathological template cannot overflow the stack.
+  class DepthGuard {
+   public:
+    explicit DepthGuard(Parser& p) : p_(p) {
+      if (++p_.depth_ > kMaxDepth) p_.fail("template nested too deeply");
+    }
+    ~DepthGuard() { --p_.depth_; }
+
+   private:
+    Parser& p_;
+  };
+
   ExprPtr parse_expression(bool with_condexpr) {
+    DepthGuard guard(*this);
     return with_condexpr ? parse_condexpr() : parse_or();
   }
 
@@ -460,6 +474,7 @@ class Parser {
   ExprPtr parse_unary_filtered() { return parse_unary(true); }
 
   ExprPtr parse_unary(bool with_filter) {
+    DepthGuard guard(*this);
     const uint32_t offset = cur().offset;
     ExprPtr node;
     if (skip_op("-")) {
@@ -633,7 +648,10 @@ class Parser {
 
   std::string parse_dotted_name() {
     std::string name = expect_name();
-    while (skip_op(".")) name += "." + expect_name();
+    while (skip_op(".")) {
+      name += '.';
+      name += expect_name();
+    }
     return name;
   }
 
@@ -683,9 +701,12 @@ class Parser {
     return test;
   }
 
+  static constexpr int kMaxDepth = 300;
+
   std::vector<Token> tokens_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

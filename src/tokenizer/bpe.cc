@@ -55,10 +55,11 @@ void merge_scan(const MergeTable& merges, std::vector<int32_t>& ids) {
   pair.resize(n - 1);
   for (size_t i = 0; i + 1 < n; ++i) pair[i] = merges.find(ids[i], ids[i + 1]);
   while (n > 1) {
+    // Lowest rank; the strict comparison keeps the leftmost of equal ranks.
     size_t best = 0;
     uint64_t best_value = pair[0];
     for (size_t i = 1; i + 1 < n; ++i) {
-      if (pair[i] < best_value) best_value = pair[i], best = i;
+      if ((pair[i] >> 32) < (best_value >> 32)) best_value = pair[i], best = i;
     }
     if (best_value == MergeTable::kNone) break;
     ids[best] = int32_t(uint32_t(best_value));

@@ -37,8 +37,8 @@ void add_steps(const nlohmann::json& spec, std::string_view label,
   }
 }
 
-// ASCII is its own normal form in all four forms. For NFC so is everything below U+0300:
-// those code points are all NFC_QC=Yes starters, and none is the second half of a composition.
+// ASCII is its own normal form in all four forms. (For NFC, nfc() below finds the exact
+// stretches to normalize.)
 bool unchanged_by(Normalizer::Kind kind, std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     uint8_t b = uint8_t(text[i]);
@@ -48,7 +48,7 @@ bool unchanged_by(Normalizer::Kind kind, std::string_view text) {
     }
     if (kind != Normalizer::Kind::kNfc) return false;
     char32_t cp = utf8::decode(text, i);
-    if (cp >= 0x300) return false;
+    if (cp >= 0x300) return false;  // below U+0300 everything is NFC-stable
   }
   return true;
 }
@@ -99,6 +99,56 @@ std::string normalize_form(std::string_view text, int options) {
   return out;
 }
 
+// Composing normalization (NFC) only changes text around NFC-unstable code points: find the
+// stretches that contain them, each from the last stable starter before to the next one.
+constexpr std::pair<char32_t, char32_t> kNfcUnstable[] = {
+#include "tokenizer/nfc_unstable.inc"
+};
+
+bool nfc_unstable(char32_t cp) {
+  static const std::vector<bool> bits = [] {
+    std::vector<bool> b(0x110000);
+    for (auto [lo, hi] : kNfcUnstable) {
+      for (char32_t c = lo; c <= hi; ++c) b[c] = true;
+    }
+    return b;
+  }();
+  return cp >= 0x300 && bits[cp];
+}
+
+// NFC of `text` into `out`; false (out untouched) if there is nothing to do.
+bool nfc(std::string_view text, std::string& out) {
+  size_t copied = 0;    // text[0, copied) is in `out`
+  size_t boundary = 0;  // start of the last stable code point
+  bool changed = false;
+  std::string result;
+  for (size_t i = 0; i < text.size();) {
+    size_t start = i;
+    if (uint8_t(text[i]) < 0x80) {
+      boundary = i++;
+      continue;
+    }
+    if (!nfc_unstable(utf8::decode(text, i))) {
+      boundary = start;
+      continue;
+    }
+    while (i < text.size()) {  // extend to the next stable code point
+      size_t next = i;
+      if (uint8_t(text[i]) < 0x80 || !nfc_unstable(utf8::decode(text, next))) break;
+      i = next;
+    }
+    result.append(text.substr(copied, boundary - copied));
+    result += normalize_form(text.substr(boundary, i - boundary), UTF8PROC_COMPOSE);
+    copied = i;
+    boundary = i;
+    changed = true;
+  }
+  if (!changed) return false;
+  result.append(text.substr(copied));
+  out = std::move(result);
+  return true;
+}
+
 struct Lower {
   char32_t cp;
   const char* utf8;
@@ -147,7 +197,9 @@ bool Normalizer::apply(std::string_view text, std::string& out) const {
     if (kind != Kind::kLowercase && unchanged_by(kind, in)) continue;
     std::string next;
     switch (kind) {
-      case Kind::kNfc: next = normalize_form(in, UTF8PROC_COMPOSE); break;
+      case Kind::kNfc:
+        if (!nfc(in, next)) continue;
+        break;
       case Kind::kNfd: next = normalize_form(in, UTF8PROC_DECOMPOSE); break;
       case Kind::kNfkc: next = normalize_form(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
       case Kind::kNfkd: next = normalize_form(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;

@@ -1,5 +1,10 @@
 // Normalizers of tokenizer.json that byte-level BPE models use: NFC, NFD, NFKC, NFKD,
-// Lowercase and Sequence (via utf8proc). Anything else is rejected when the tokenizer loads.
+// Lowercase and Sequence. Anything else is rejected when the tokenizer loads.
+//
+// The Unicode forms run through utf8proc, except that code points HF's normalizer does not
+// know (its Unicode data is older) are left alone as HF leaves them; Lowercase uses a table
+// of Rust's to_lowercase. Both tables come from gen_unicode_tables.py. NFC, the common case,
+// only runs utf8proc on the short stretches around code points that are not NFC-stable.
 #pragma once
 
 #include <memory>

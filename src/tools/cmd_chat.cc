@@ -29,6 +29,7 @@ void answer(ModelSession& s, const ChatArgs& a, nlohmann::json& messages) {
     std::fflush(stdout);
   });
   std::printf("\n");
+  std::fflush(stdout);
   if (!a.load.quiet)
     std::fprintf(stderr, "[%lld new prompt tokens at %.1f tok/s, %lld tokens at %.1f tok/s, %s]\n",
                  (long long)(r.prompt_tokens - r.cached_prompt_tokens),

@@ -66,6 +66,7 @@ int run(const GenerateArgs& a) {
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);
     if (!a.load.quiet)
       std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); finish: %s\n",
                    (long long)(r.prompt_tokens - r.cached_prompt_tokens), r.prefill_seconds, prefill_tps,
