@@ -27,30 +27,12 @@ using jinja::Value;
 std::shared_ptr<const jinja::Template> compile(const std::string& source,
                                                const std::string& label) {
   try {
-    return std::make_shared<const jinja::Template>(jinja::parse_template(source));
+    jinja::Template tmpl = jinja::parse_template(source);
+    tmpl.label = label;
+    return std::make_shared<const jinja::Template>(std::move(tmpl));
   } catch (const jinja::SourceError& e) {
     throw_positioned(label, jinja::normalize_source(source), e);
   }
-}
-
-// transformers drops None-valued keys from messages, then copies the reasoning under the names
-// templates read ({"thinking": r, **message, "reasoning_content": r}).
-Value normalize_message(const Value& message) {
-  if (!message.is_dict()) return message;
-  Dict kept;
-  for (const auto& [k, v] : message.as_dict().entries()) {
-    if (!v.is_none()) kept.set(k, v);
-  }
-  const Value* reasoning = nullptr;
-  for (const char* name : {"reasoning_content", "thinking", "reasoning"}) {
-    if ((reasoning = kept.find(std::string_view(name)))) break;
-  }
-  if (!reasoning) return Value::dict(std::move(kept));
-  Dict aliased;
-  aliased.set(Value("thinking"), *reasoning);
-  for (const auto& [k, v] : kept.entries()) aliased.set(k, v);
-  aliased.set(Value("reasoning_content"), *reasoning);
-  return Value::dict(std::move(aliased));
 }
 
 std::string read_file(const std::filesystem::path& path) {
@@ -79,20 +61,16 @@ std::string ChatTemplate::render_value(const jinja::Template& tmpl, const Value&
   try {
     return jinja::Interpreter(tmpl).render(variables.as_dict());
   } catch (const jinja::SourceError& e) {
-    throw_positioned(label_, tmpl.source, e);
+    throw_positioned(tmpl.label, tmpl.source, e);
   }
 }
 
 std::string ChatTemplate::render_chat(const Value& context) const {
   if (!context.is_dict()) fail("{}: the render context must be a JSON object", label_);
   Dict vars;
-  for (const auto& [k, v] : special_tokens_.items()) vars.set(Value(k), Value(v.get<std::string>()));
+  for (const auto& [k, v] : special_tokens_.items())
+    vars.set(Value(k), Value(v.get<std::string>()));
   for (const auto& [k, v] : context.as_dict().entries()) vars.set(k, v);
-  if (const Value* messages = vars.find(std::string_view("messages")); messages && messages->is_list()) {
-    std::vector<Value> normalized;
-    for (const Value& m : messages->as_list().items) normalized.push_back(normalize_message(m));
-    vars.set(Value("messages"), Value::list(std::move(normalized)));
-  }
   for (const char* key : {"tools", "documents"}) {
     if (!vars.find(std::string_view(key))) vars.set(Value(key), Value(jinja::None{}));
   }

@@ -8,10 +8,9 @@
 // (include, extends, unsupported filters, ...) is an Error naming LABEL:LINE:COL.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
@@ -21,7 +20,7 @@ namespace lowbit {
 namespace jinja {
 struct Template;
 class Value;
-}
+}  // namespace jinja
 
 // The template called raise_exception(message). what() is "LABEL:LINE:COL: raise_exception:
 // <message>"; message() is the template's own text, meant for the API client (an HTTP 400).
@@ -41,11 +40,13 @@ class ChatTemplate {
   explicit ChatTemplate(std::string source, std::string label = "chat_template");
 
   // Renders as transformers' apply_chat_template(messages, tools=..., tokenize=False,
-  // add_generation_prompt=..., **kwargs) does. `context` holds "messages" and optionally
-  // "tools", "documents", "add_generation_prompt", "enable_thinking", ... . Like transformers:
-  // special_tokens() are added under any key the context does not set; keys whose value is
-  // null are dropped from each message; reasoning_content / thinking / reasoning are aliased;
-  // tools and documents default to None and add_generation_prompt to false.
+  // add_generation_prompt=..., **kwargs) does (transformers 5.17, the version the project
+  // pins). `context` holds "messages" and optionally "tools", "documents",
+  // "add_generation_prompt", "enable_thinking", ... . As in transformers, special_tokens() are
+  // added under keys the context does not set, tools and documents default to None and
+  // add_generation_prompt to false; messages are passed through unchanged (null fields stay
+  // None: Qwen3's template then fails on "content": null, as transformers 5.17 does; newer
+  // transformers drop null fields first).
   // Use ordered_json when key order matters (a tool's JSON schema is printed in the order given;
   // nlohmann::json sorts keys).
   std::string render(const nlohmann::ordered_json& context) const;

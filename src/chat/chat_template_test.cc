@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 fs::path qwen3_config() {
-  for (const fs::path& dir : {fs::path(LOWBIT_SOURCE_DIR) / ".." / "shared" / "data" / "qwen3-tokenizer",
-                             fs::path(LOWBIT_SOURCE_DIR) / "data" / "qwen3-tokenizer"}) {
+  for (const fs::path& dir :
+       {fs::path(LOWBIT_SOURCE_DIR) / ".." / "shared" / "data" / "qwen3-tokenizer",
+        fs::path(LOWBIT_SOURCE_DIR) / "data" / "qwen3-tokenizer"}) {
     if (fs::exists(dir / "tokenizer_config.json")) return dir / "tokenizer_config.json";
   }
   return {};
@@ -26,8 +27,9 @@ fs::path qwen3_config() {
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("lowbit_chat_" + std::to_string(::getpid()) + "_" +
-                                                 std::to_string(counter_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() /
+              ("lowbit_chat_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++))) {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -58,19 +60,20 @@ TEST(ChatTemplate, Qwen3ToolCallConversationMatchesTransformers) {
       "description": "Current time in a city", "parameters": {"type": "object",
       "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
     "add_generation_prompt": true})");
-  EXPECT_EQ(tmpl.render(context),
-            "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to "
-            "assist with the user query.\n\nYou are provided with function signatures within "
-            "<tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
-            "\"get_time\", \"description\": \"Current time in a city\", \"parameters\": {\"type\": "
-            "\"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
-            "[\"city\"]}}}\n</tools>\n\nFor each function call, return a json object with function "
-            "name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
-            "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
-            "<|im_start|>user\nTime in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
-            "{\"name\": \"get_time\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
-            "<|im_start|>user\n<tool_response>\n12:00\n</tool_response><|im_end|>\n"
-            "<|im_start|>assistant\n");
+  EXPECT_EQ(
+      tmpl.render(context),
+      "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to "
+      "assist with the user query.\n\nYou are provided with function signatures within "
+      "<tools></tools> XML tags:\n<tools>\n{\"type\": \"function\", \"function\": {\"name\": "
+      "\"get_time\", \"description\": \"Current time in a city\", \"parameters\": {\"type\": "
+      "\"object\", \"properties\": {\"city\": {\"type\": \"string\"}}, \"required\": "
+      "[\"city\"]}}}\n</tools>\n\nFor each function call, return a json object with function "
+      "name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+      "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n"
+      "<|im_start|>user\nTime in Paris?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
+      "{\"name\": \"get_time\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call><|im_end|>\n"
+      "<|im_start|>user\n<tool_response>\n12:00\n</tool_response><|im_end|>\n"
+      "<|im_start|>assistant\n");
 }
 
 TEST(ChatTemplate, Qwen3ReasoningAndThinkingSwitch) {
@@ -81,43 +84,55 @@ TEST(ChatTemplate, Qwen3ReasoningAndThinkingSwitch) {
               {"role": "assistant", "content": "4", "reasoning_content": "add"}]})")),
             "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nadd\n</think>\n\n4"
             "<|im_end|>\n");
-  // transformers aliases "reasoning" to reasoning_content and drops null-valued keys.
-  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": "2+2?"},
-              {"role": "assistant", "content": "4", "reasoning": "add", "tool_calls": null}]})")),
-            "<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nadd\n</think>\n\n4"
-            "<|im_end|>\n");
+  // Null fields reach the template as None (transformers 5.17): a null reasoning_content is
+  // ignored, a null content fails like Python's `'</think>' in None`.
+  const std::string call = R"("tool_calls": [{"function": {"name": "now", "arguments": "{}"}}])";
+  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": "t?"},
+      {"role": "assistant", "content": "", "reasoning_content": null, )" +
+                                    call + "}]}")),
+            "<|im_start|>user\nt?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+            "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call><|im_end|>\n");
+  EXPECT_THROW(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": "t?"},
+      {"role": "assistant", "content": null, )" +
+                                       call + "}]}")),
+               Error);
   const std::string user = R"({"role": "user", "content": "hi"})";
-  EXPECT_EQ(tmpl.render(Json::parse("{\"messages\": [" + user +
-                                    "], \"add_generation_prompt\": true, \"enable_thinking\": false}")),
-            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  EXPECT_EQ(
+      tmpl.render(Json::parse("{\"messages\": [" + user +
+                              "], \"add_generation_prompt\": true, \"enable_thinking\": false}")),
+      "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
   // nlohmann::json (sorted keys) renders the same when order does not matter.
   EXPECT_EQ(tmpl.render(nlohmann::json::parse("{\"messages\": [" + user + "]}")),
             "<|im_start|>user\nhi<|im_end|>\n");
 }
 
 TEST(ChatTemplate, ContextDefaultsFollowTransformers) {
-  const ChatTemplate tmpl("{{ tools is none }} {{ documents is none }} {{ add_generation_prompt }} "
-                          "{{ eos_token }} {{ bos_token is defined }} {{ messages[0] | tojson }}");
-  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": null, "x": 1}]})")),
-            "True True False  False {\"role\": \"user\", \"x\": 1}");
+  const ChatTemplate tmpl(
+      "{{ tools is none }} {{ documents is none }} {{ add_generation_prompt }} "
+      "{{ eos_token }} {{ bos_token is defined }} {{ messages[0] | tojson }}");
+  EXPECT_EQ(
+      tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": null, "x": 1}]})")),
+      "True True False  False {\"role\": \"user\", \"content\": null, \"x\": 1}");
 }
 
 TEST(ChatTemplate, LoadsTokenizerConfigVariants) {
   TempDir dir;
-  const fs::path plain = dir.write(
-      "tokenizer_config.json",
-      R"({"chat_template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}",
+  const fs::path plain =
+      dir.write("tokenizer_config.json",
+                R"({"chat_template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}",
           "bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>", "unk_token": null})");
   const ChatTemplate tmpl = ChatTemplate::from_tokenizer_config(plain);
   EXPECT_EQ(tmpl.special_tokens().dump(), R"({"bos_token":"<s>","eos_token":"</s>"})");
-  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": "x"}]})")), "<s>x</s>");
+  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"role": "user", "content": "x"}]})")),
+            "<s>x</s>");
   // Context keys win over special tokens.
-  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"content": "x"}], "eos_token": "E"})")), "<s>xE");
+  EXPECT_EQ(tmpl.render(Json::parse(R"({"messages": [{"content": "x"}], "eos_token": "E"})")),
+            "<s>xE");
 
   TempDir named;
-  const fs::path list = named.write(
-      "tokenizer_config.json",
-      R"({"chat_template": [{"name": "default", "template": "default"},
+  const fs::path list =
+      named.write("tokenizer_config.json",
+                  R"({"chat_template": [{"name": "default", "template": "default"},
                             {"name": "tool_use", "template": "tools:{{ tools | length }}"}]})");
   const ChatTemplate both = ChatTemplate::from_tokenizer_config(list);
   EXPECT_EQ(both.render(Json::parse(R"({"messages": []})")), "default");
@@ -145,8 +160,9 @@ TEST(ChatTemplate, MissingTemplateNamesTheFile) {
 }
 
 TEST(ChatTemplate, RendersConcurrently) {
-  const ChatTemplate tmpl("{% set ns = namespace(n=0) %}{% for m in messages %}"
-                          "{% set ns.n = ns.n + m.content | length %}{% endfor %}{{ ns.n }}");
+  const ChatTemplate tmpl(
+      "{% set ns = namespace(n=0) %}{% for m in messages %}"
+      "{% set ns.n = ns.n + m.content | length %}{% endfor %}{{ ns.n }}");
   std::vector<std::thread> threads;
   std::atomic<int> mismatches{0};
   for (int t = 0; t < 4; ++t) {

@@ -22,13 +22,13 @@ nlohmann::ordered_json render_case(const std::optional<lowbit::ChatTemplate>& co
     if (request.contains("template")) {
       inline_template.emplace(request["template"].get<std::string>());
     }
-    const lowbit::ChatTemplate* tmpl = inline_template ? &*inline_template
+    const lowbit::ChatTemplate* tmpl = inline_template   ? &*inline_template
                                        : config_template ? &*config_template
                                                          : nullptr;
     if (!tmpl) throw lowbit::Error("no template: pass a tokenizer_config.json or \"template\"");
     const auto context = request.value("context", nlohmann::ordered_json::object());
-    answer["output"] = request.value("raw", false) ? tmpl->render_jinja(context)
-                                                   : tmpl->render(context);
+    answer["output"] =
+        request.value("raw", false) ? tmpl->render_jinja(context) : tmpl->render(context);
   } catch (const lowbit::ChatTemplateRaised& e) {
     answer["error"] = e.what();
     answer["raised"] = e.message();

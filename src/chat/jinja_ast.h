@@ -249,6 +249,7 @@ struct ScopeStmt : Stmt {
 };
 
 struct Template {
+  std::string label;   // names the template in error messages
   std::string source;  // newline-normalised, for LINE:COL
   Body body;
 };

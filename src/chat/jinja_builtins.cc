@@ -6,6 +6,7 @@
 #include <ctime>
 #include <string>
 
+#include "chat/jinja_interpreter.h"
 #include "chat/jinja_ops.h"
 #include "chat/py_text.h"
 
@@ -15,23 +16,22 @@ namespace {
 // Every method of Python's str. Those lowbit does not implement fail when called, naming the
 // method, instead of silently rendering as undefined.
 constexpr std::string_view kStrMethods[] = {
-    "capitalize", "casefold",  "center",     "count",        "encode",     "endswith",
-    "expandtabs", "find",      "format",     "format_map",   "index",      "isalnum",
-    "isalpha",    "isascii",   "isdecimal",  "isdigit",      "isidentifier", "islower",
-    "isnumeric",  "isprintable", "isspace",  "istitle",      "isupper",    "join",
-    "ljust",      "lower",     "lstrip",     "maketrans",    "partition",  "removeprefix",
-    "removesuffix", "replace", "rfind",      "rindex",       "rjust",      "rpartition",
-    "rsplit",     "rstrip",    "split",      "splitlines",   "startswith", "strip",
-    "swapcase",   "title",     "translate",  "upper",        "zfill"};
-constexpr std::string_view kDictMethods[] = {"copy", "fromkeys", "get", "items", "keys",
-                                             "values"};
+    "capitalize",   "casefold",    "center",    "count",      "encode",       "endswith",
+    "expandtabs",   "find",        "format",    "format_map", "index",        "isalnum",
+    "isalpha",      "isascii",     "isdecimal", "isdigit",    "isidentifier", "islower",
+    "isnumeric",    "isprintable", "isspace",   "istitle",    "isupper",      "join",
+    "ljust",        "lower",       "lstrip",    "maketrans",  "partition",    "removeprefix",
+    "removesuffix", "replace",     "rfind",     "rindex",     "rjust",        "rpartition",
+    "rsplit",       "rstrip",      "split",     "splitlines", "startswith",   "strip",
+    "swapcase",     "title",       "translate", "upper",      "zfill"};
+constexpr std::string_view kDictMethods[] = {"copy", "fromkeys", "get", "items", "keys", "values"};
 constexpr std::string_view kUnsafeDictMethods[] = {"clear", "pop", "popitem", "setdefault",
                                                    "update"};
 constexpr std::string_view kListMethods[] = {"copy", "count", "index"};
 constexpr std::string_view kNumberMethods[] = {
     "as_integer_ratio", "bit_count", "bit_length", "conjugate", "denominator", "from_bytes",
-    "fromhex", "hex", "is_integer", "numerator", "to_bytes"};
-constexpr std::string_view kUnsafeListMethods[] = {"append", "clear",   "extend", "insert",
+    "fromhex",          "hex",       "is_integer", "numerator", "to_bytes"};
+constexpr std::string_view kUnsafeListMethods[] = {"append", "clear",  "extend",  "insert",
                                                    "pop",    "remove", "reverse", "sort"};
 
 template <size_t N>
@@ -116,8 +116,8 @@ Value call_str_method(const std::string& self, const std::string& name, const Ca
   }
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     Params p(fn, args, {"chars"});
-    return Value(py::strip(self, optional_string(p, 0, "chars"), name != "rstrip",
-                           name != "lstrip"));
+    return Value(
+        py::strip(self, optional_string(p, 0, "chars"), name != "rstrip", name != "lstrip"));
   }
   if (name == "startswith" || name == "endswith") {
     Params p(fn, args, {"affix"}, 1);
@@ -142,7 +142,8 @@ Value call_str_method(const std::string& self, const std::string& name, const Ca
     const std::string sub = p.get_string(0, "");
     if (sub.empty()) return Value(static_cast<int64_t>(py::length(self)) + 1);
     int64_t n = 0;
-    for (size_t at = self.find(sub); at != std::string::npos; at = self.find(sub, at + sub.size())) ++n;
+    for (size_t at = self.find(sub); at != std::string::npos; at = self.find(sub, at + sub.size()))
+      ++n;
     return Value(n);
   }
   if (name == "join") {
@@ -170,7 +171,8 @@ Value call_str_method(const std::string& self, const std::string& name, const Ca
   if (name == "zfill") {
     Params p(fn, args, {"width"}, 1);
     const bool sign = !self.empty() && (self[0] == '-' || self[0] == '+');
-    const std::string digits = pad(self.substr(sign ? 1 : 0), p.get_int(0, 0) - (sign ? 1 : 0), "0", '>');
+    const std::string digits =
+        pad(self.substr(sign ? 1 : 0), p.get_int(0, 0) - (sign ? 1 : 0), "0", '>');
     return Value((sign ? self.substr(0, 1) : "") + digits);
   }
   if (name == "removeprefix" || name == "removesuffix") {
@@ -260,10 +262,11 @@ Value unsafe_method(const Value& self, std::string_view name) {
 Value unsupported_method(const Value& self, std::string_view name) {
   std::string method(name);
   std::string type = type_name(self);
-  return Value::callable(type + "." + method, [method, type](Interpreter&, const CallArgs&) -> Value {
-    eval_fail("the {} method '{}' is not supported by lowbit's chat-template interpreter", type,
-              method);
-  });
+  return Value::callable(
+      type + "." + method, [method, type](Interpreter&, const CallArgs&) -> Value {
+        eval_fail("the {} method '{}' is not supported by lowbit's chat-template interpreter", type,
+                  method);
+      });
 }
 
 Value make_range(Interpreter&, const CallArgs& args) {
@@ -285,7 +288,9 @@ Value make_range(Interpreter&, const CallArgs& args) {
   std::vector<Value> out;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
     // Jinja's sandbox refuses ranges over MAX_RANGE items.
-    if (out.size() >= 100000) eval_fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+    if (out.size() >= 100000) {
+      eval_fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+    }
     out.emplace_back(i);
   }
   return Value::list(std::move(out));
@@ -314,15 +319,10 @@ Dict build_dict(std::string_view fn, const CallArgs& args) {
   return out;
 }
 
-Value make_namespace(Interpreter&, const CallArgs& args) {
+Value make_namespace(Interpreter& interp, const CallArgs& args) {
   auto ns = std::make_shared<Namespace>();
+  interp.track(ns);
   ns->attrs = build_dict("namespace", args);
-  for (const auto& [k, v] : ns->attrs.entries()) {
-    if (k.is_string() && !k.as_string().empty() && k.as_string()[0] == '_') {
-      eval_fail("Chat templates cannot store underscore-prefixed attributes on a namespace, but "
-                "got {}. Please rename the attribute.", repr(k));
-    }
-  }
   return Value(std::move(ns));
 }
 
@@ -442,8 +442,10 @@ std::string str_format(const std::string& format, const CallArgs& args) {
     }
     if (field.find(':') != std::string::npos || field.find('.') != std::string::npos ||
         field.find('[') != std::string::npos) {
-      eval_fail("str.format field '{{{}}}' uses format specs or attribute access, which lowbit "
-                "does not support", field);
+      eval_fail(
+          "str.format field '{{{}}}' uses format specs or attribute access, which lowbit "
+          "does not support",
+          field);
     }
     const Value* arg = nullptr;
     if (field.empty() || std::all_of(field.begin(), field.end(), ::isdigit)) {

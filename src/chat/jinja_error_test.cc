@@ -17,8 +17,8 @@ std::string error_of(const std::string& source, const std::string& variables = "
   return "";
 }
 
-void expect_error(const std::string& source, const std::string& prefix,
-                  const std::string& fragment, const std::string& variables = "{}") {
+void expect_error(const std::string& source, const std::string& prefix, const std::string& fragment,
+                  const std::string& variables = "{}") {
   const std::string message = error_of(source, variables);
   EXPECT_EQ(message.rfind(prefix, 0), 0u) << "source: " << source << "\nmessage: " << message;
   EXPECT_NE(message.find(fragment), std::string::npos)
@@ -68,9 +68,10 @@ TEST(JinjaError, RuntimeErrorsNamePosition) {
 }
 
 TEST(JinjaError, RaiseExceptionCarriesTemplateMessage) {
-  const ChatTemplate tmpl("{% if messages[0].role != 'user' %}\n"
-                          "  {{- raise_exception('Conversation roles must alternate') }}\n"
-                          "{% endif %}ok");
+  const ChatTemplate tmpl(
+      "{% if messages[0].role != 'user' %}\n"
+      "  {{- raise_exception('Conversation roles must alternate') }}\n"
+      "{% endif %}ok");
   try {
     tmpl.render(nlohmann::ordered_json::parse(R"({"messages": [{"role": "system"}]})"));
     FAIL() << "expected ChatTemplateRaised";
@@ -78,12 +79,14 @@ TEST(JinjaError, RaiseExceptionCarriesTemplateMessage) {
     EXPECT_EQ(e.message(), "Conversation roles must alternate");
     EXPECT_EQ(std::string(e.what()).rfind("chat_template:2:", 0), 0u) << e.what();
   }
-  EXPECT_EQ(tmpl.render(nlohmann::ordered_json::parse(R"({"messages": [{"role": "user"}]})")), "ok");
+  EXPECT_EQ(tmpl.render(nlohmann::ordered_json::parse(R"({"messages": [{"role": "user"}]})")),
+            "ok");
 }
 
 TEST(JinjaError, UndefinedIsEmptyAndFalsyWhereJinjaAllowsIt) {
-  const ChatTemplate tmpl("[{{ x }}]{% if x %}T{% else %}F{% endif %}{{ x | length }}{{ x ~ 'a' }}"
-                          "{% for i in x %}i{% endfor %}{{ 'a' in x }}");
+  const ChatTemplate tmpl(
+      "[{{ x }}]{% if x %}T{% else %}F{% endif %}{{ x | length }}{{ x ~ 'a' }}"
+      "{% for i in x %}i{% endfor %}{{ 'a' in x }}");
   EXPECT_EQ(tmpl.render_jinja(nlohmann::ordered_json::object()), "[]F0aFalse");
 }
 

@@ -14,24 +14,24 @@ namespace lowbit::jinja {
 namespace {
 
 constexpr std::string_view kJinjaFilters[] = {
-    "abs",      "attr",       "batch",    "capitalize", "center",      "count",     "d",
-    "default",  "dictsort",   "e",        "escape",     "filesizeformat", "first",  "float",
-    "forceescape", "format",  "groupby",  "indent",     "int",         "join",      "last",
-    "length",   "list",       "lower",    "items",      "map",         "min",       "max",
-    "pprint",   "random",     "reject",   "rejectattr", "replace",     "reverse",   "round",
-    "safe",     "select",     "selectattr", "slice",    "sort",        "string",    "striptags",
-    "sum",      "title",      "trim",     "truncate",   "unique",      "upper",     "urlencode",
-    "urlize",   "wordcount",  "wordwrap", "xmlattr",    "tojson"};
+    "abs",       "attr",       "batch",       "capitalize", "center",  "count",
+    "d",         "default",    "dictsort",    "e",          "escape",  "filesizeformat",
+    "first",     "float",      "forceescape", "format",     "groupby", "indent",
+    "int",       "join",       "last",        "length",     "list",    "lower",
+    "items",     "map",        "min",         "max",        "pprint",  "random",
+    "reject",    "rejectattr", "replace",     "reverse",    "round",   "safe",
+    "select",    "selectattr", "slice",       "sort",       "string",  "striptags",
+    "sum",       "title",      "trim",        "truncate",   "unique",  "upper",
+    "urlencode", "urlize",     "wordcount",   "wordwrap",   "xmlattr", "tojson"};
 constexpr std::string_view kUnsupportedFilters[] = {
-    "batch",   "dictsort", "filesizeformat", "groupby",  "pprint",   "random",  "slice",
-    "striptags", "truncate", "urlencode",    "urlize",   "wordwrap", "xmlattr"};
+    "batch",     "dictsort", "filesizeformat", "groupby", "pprint",   "random", "slice",
+    "striptags", "truncate", "urlencode",      "urlize",  "wordwrap", "xmlattr"};
 constexpr std::string_view kJinjaTests[] = {
-    "odd",     "even",  "divisibleby", "defined", "undefined", "filter",  "test",
-    "none",    "boolean", "false",     "true",    "integer",   "float",   "lower",
-    "upper",   "string", "mapping",    "number",  "sequence",  "iterable", "callable",
-    "sameas",  "escaped", "in",        "==",      "eq",        "equalto", "!=",
-    "ne",      ">",     "gt",          "greaterthan", "ge",    ">=",      "<",
-    "lt",      "lessthan", "<=",       "le"};
+    "odd",     "even",   "divisibleby", "defined",  "undefined", "filter", "test",    "none",
+    "boolean", "false",  "true",        "integer",  "float",     "lower",  "upper",   "string",
+    "mapping", "number", "sequence",    "iterable", "callable",  "sameas", "escaped", "in",
+    "==",      "eq",     "equalto",     "!=",       "ne",        ">",      "gt",      "greaterthan",
+    "ge",      ">=",     "<",           "lt",       "lessthan",  "<=",     "le"};
 
 template <size_t N>
 bool one_of(const std::string_view (&names)[N], std::string_view name) {
@@ -56,12 +56,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -123,6 +134,7 @@ Value select_items(Interpreter& interp, const Value& seq, const CallArgs& args, 
   test_args.positional.assign(args.positional.begin() + next, args.positional.end());
   test_args.keyword = args.keyword;
   std::vector<Value> out;
+  if (!truthy(seq)) return Value::list({});  // Jinja: `if value:` before iterating
   for (const Value& item : iterate(seq)) {
     const Value v = use_attr ? lookup_path(item, attribute) : item;
     const bool passed = test.empty() ? truthy(v) : apply_test(interp, test, v, test_args);
@@ -141,7 +153,9 @@ Value map_items(Interpreter& interp, const Value& seq, const CallArgs& args) {
     if (k == "default") fallback = &v;
   }
   if (attribute) {
-    if (!args.positional.empty()) eval_fail("map(): unexpected positional arguments with attribute=");
+    if (!args.positional.empty()) {
+      eval_fail("map(): unexpected positional arguments with attribute=");
+    }
     for (const Value& item : iterate(seq)) {
       Value v = lookup_path(item, to_str(*attribute));
       if (v.is_undefined() && fallback) v = *fallback;
@@ -205,8 +219,9 @@ Value min_max(const Value& seq, const CallArgs& args, bool want_max, std::string
 }
 
 std::string indent_text(const std::string& text, const Value& width, bool first, bool blank) {
-  const std::string indention =
-      width.is_string() ? width.as_string() : std::string(std::max<int64_t>(width.as_int(), 0), ' ');
+  const std::string indention = width.is_string()
+                                    ? width.as_string()
+                                    : std::string(std::max<int64_t>(width.as_int(), 0), ' ');
   std::vector<std::string> lines = py::splitlines(text + "\n", false);
   std::string out;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -320,17 +335,16 @@ Value apply_filter(Interpreter& interp, std::string_view name, const Value& v,
     }
     Dict kwargs;
     for (const auto& [k, val] : args.keyword) kwargs.set(Value(k), val);
-    return Value(percent_format(to_str(v), args.keyword.empty()
-                                               ? Value::list(args.positional, true)
-                                               : Value::dict(std::move(kwargs))));
+    return Value(percent_format(to_str(v), args.keyword.empty() ? Value::list(args.positional, true)
+                                                                : Value::dict(std::move(kwargs))));
   }
   if (name == "round") return round_filter(v, args);
   if (name == "min" || name == "max") return min_max(v, args, name == "max", name);
   if (name == "sort") {
     Params p(fn, args, {"reverse", "case_sensitive", "attribute"});
     const std::string attribute = p.has(2) && !p.get(2).is_none() ? to_str(p.get(2)) : "";
-    return Value::list(sorted_items(v, truthy(p.get_or(0, false)), truthy(p.get_or(1, false)),
-                                    attribute));
+    return Value::list(
+        sorted_items(v, truthy(p.get_or(0, false)), truthy(p.get_or(1, false)), attribute));
   }
   if (name == "unique") {
     Params p(fn, args, {"case_sensitive", "attribute"});
@@ -339,6 +353,7 @@ Value apply_filter(Interpreter& interp, std::string_view name, const Value& v,
     for (const Value& item : iterate(v)) {
       const Value key = case_key(attribute.empty() ? item : lookup_path(item, attribute),
                                  truthy(p.get_or(0, false)));
+      if (!is_hashable(key)) eval_fail("unhashable type: '{}'", type_name(key));
       if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
         seen.push_back(key);
         out.push_back(item);
@@ -364,8 +379,8 @@ Value apply_filter(Interpreter& interp, std::string_view name, const Value& v,
     const std::string attribute = p.has(0) && !p.get(0).is_none() ? to_str(p.get(0)) : "";
     Value total = p.get_or(1, Value(int64_t{0}));
     for (const Value& item : iterate(v)) {
-      total = binary_op(BinaryOp::kAdd, total,
-                        attribute.empty() ? item : lookup_path(item, attribute));
+      total =
+          binary_op(BinaryOp::kAdd, total, attribute.empty() ? item : lookup_path(item, attribute));
     }
     return total;
   }
@@ -381,6 +396,7 @@ Value apply_filter(Interpreter& interp, std::string_view name, const Value& v,
   }
   if (name == "indent") {
     Params p(fn, args, {"width", "first", "blank"});
+    if (!v.is_string()) eval_fail("indent(): expected a string, not {}", type_name(v));
     return Value(indent_text(to_str(v), p.get_or(0, Value(int64_t{4})), truthy(p.get_or(1, false)),
                              truthy(p.get_or(2, false))));
   }
@@ -389,6 +405,9 @@ Value apply_filter(Interpreter& interp, std::string_view name, const Value& v,
     CallArgs width;
     width.positional.push_back(Value(p.get_int(0, 80)));
     return bound_method(Value(to_str(v)), "center")->as_callable().call(interp, width);
+  }
+  if (name == "int" || name == "float") {
+    if (v.is_undefined()) fail_undefined(v);  // Undefined.__int__/__float__ raise
   }
   if (name == "int") {
     Params p(fn, args, {"default", "base"});
@@ -466,7 +485,9 @@ bool apply_test(Interpreter& interp, std::string_view name, const Value& v, cons
   if (name == "!=" || name == "ne") return !equals(v, other());
   if (name == "<" || name == "lt" || name == "lessthan") return compare(CompareOp::kLt, v, other());
   if (name == "<=" || name == "le") return compare(CompareOp::kLe, v, other());
-  if (name == ">" || name == "gt" || name == "greaterthan") return compare(CompareOp::kGt, v, other());
+  if (name == ">" || name == "gt" || name == "greaterthan") {
+    return compare(CompareOp::kGt, v, other());
+  }
   if (name == ">=" || name == "ge") return compare(CompareOp::kGe, v, other());
   if (name == "in") return contains(other(), v);
   if (name == "divisibleby") {
@@ -478,11 +499,16 @@ bool apply_test(Interpreter& interp, std::string_view name, const Value& v, cons
     if (v.kind() != o.kind()) return false;
     switch (v.kind()) {
       case Kind::kNone:
-      case Kind::kUndefined: return true;
-      case Kind::kBool: return v.as_bool() == o.as_bool();
-      case Kind::kInt: return v.as_int() == o.as_int() && v.as_int() >= -5 && v.as_int() <= 256;
-      case Kind::kString: return v.as_string() == o.as_string();
-      default: return v.identity() == o.identity();
+      case Kind::kUndefined:
+        return true;
+      case Kind::kBool:
+        return v.as_bool() == o.as_bool();
+      case Kind::kInt:
+        return v.as_int() == o.as_int() && v.as_int() >= -5 && v.as_int() <= 256;
+      case Kind::kString:
+        return v.as_string() == o.as_string();
+      default:
+        return v.identity() == o.identity();
     }
   }
   Params p(fn, args, {});
@@ -497,7 +523,8 @@ bool apply_test(Interpreter& interp, std::string_view name, const Value& v, cons
   if (name == "number") return v.is_number();
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_dict();
-  if (name == "callable") return v.is_callable();
+  // Jinja's Undefined defines __call__ (to raise), so Python's callable() says True.
+  if (name == "callable") return v.is_callable() || v.is_undefined();
   if (name == "escaped") return false;
   // Python's iter() / len()+__getitem__: Jinja's Undefined passes both.
   if (name == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();

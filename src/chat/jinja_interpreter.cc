@@ -30,6 +30,12 @@ const Value* Frame::find(std::string_view name) const {
   return nullptr;
 }
 
+Interpreter::~Interpreter() {
+  for (const auto& weak : namespaces_) {
+    if (auto ns = weak.lock()) ns->attrs = Dict();
+  }
+}
+
 std::string Interpreter::render(const Dict& variables) {
   auto root = std::make_shared<Frame>(nullptr);
   for (const auto& [k, v] : variables.entries()) {
@@ -51,7 +57,9 @@ Interpreter::Flow Interpreter::exec(const Body& body, const FramePtr& frame) {
 Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, const FramePtr& frame) {
   try {
     switch (stmt.kind) {
-      case StmtKind::kText: out_ += as<TextStmt>(stmt).text; return Flow::kNormal;
+      case StmtKind::kText:
+        out_ += as<TextStmt>(stmt).text;
+        return Flow::kNormal;
       case StmtKind::kOutput:
         out_ += to_str(eval(*as<OutputStmt>(stmt).expr, frame));
         return Flow::kNormal;
@@ -62,7 +70,8 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, const FramePtr& frame
         }
         return exec(node.otherwise, frame);
       }
-      case StmtKind::kFor: return exec_for(as<ForStmt>(stmt), frame);
+      case StmtKind::kFor:
+        return exec_for(as<ForStmt>(stmt), frame);
       case StmtKind::kSet: {
         const auto& node = as<SetStmt>(stmt);
         assign(node.target, eval(*node.value, frame), frame);
@@ -80,7 +89,9 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, const FramePtr& frame
         frame->set(node.name, make_macro(node, frame));
         return Flow::kNormal;
       }
-      case StmtKind::kCallBlock: exec_call_block(as<CallBlockStmt>(stmt), frame); return Flow::kNormal;
+      case StmtKind::kCallBlock:
+        exec_call_block(as<CallBlockStmt>(stmt), frame);
+        return Flow::kNormal;
       case StmtKind::kFilterBlock: {
         const auto& node = as<FilterBlockStmt>(stmt);
         Value text(capture(node.body, std::make_shared<Frame>(frame)));
@@ -90,12 +101,16 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, const FramePtr& frame
       case StmtKind::kWith: {
         const auto& node = as<WithStmt>(stmt);
         auto scope = std::make_shared<Frame>(frame);
-        for (const auto& [target, value] : node.assignments) assign(target, eval(*value, frame), scope);
+        for (const auto& [target, value] : node.assignments)
+          assign(target, eval(*value, frame), scope);
         return exec(node.body, scope);
       }
-      case StmtKind::kScope: return exec(as<ScopeStmt>(stmt).body, std::make_shared<Frame>(frame));
-      case StmtKind::kBreak: return Flow::kBreak;
-      case StmtKind::kContinue: return Flow::kContinue;
+      case StmtKind::kScope:
+        return exec(as<ScopeStmt>(stmt).body, std::make_shared<Frame>(frame));
+      case StmtKind::kBreak:
+        return Flow::kBreak;
+      case StmtKind::kContinue:
+        return Flow::kContinue;
     }
   } catch (const TemplateRaised& e) {
     throw SourceError(stmt.offset, e.what(), e.message());
@@ -145,22 +160,24 @@ Interpreter::Flow Interpreter::exec_for(const ForStmt& stmt, const FramePtr& fra
 
 void Interpreter::exec_call_block(const CallBlockStmt& stmt, const FramePtr& frame) {
   const CallBlockStmt* node = &stmt;
-  FramePtr closure = frame;
-  const Value caller = Value::callable("caller", [node, closure](Interpreter& interp,
-                                                                 const CallArgs& args) {
-    auto scope = std::make_shared<Frame>(closure);
-    for (size_t i = 0; i < node->caller_params.size(); ++i) {
-      const Param& param = node->caller_params[i];
-      Value v = i < args.positional.size() ? args.positional[i]
-                : param.default_value     ? interp.eval(*param.default_value, scope)
-                                          : Value::undefined("parameter '" + param.name + "' was not provided");
-      for (const auto& [k, kv] : args.keyword) {
-        if (k == param.name) v = kv;
-      }
-      scope->set(param.name, v);
-    }
-    return Value(interp.capture(node->body, scope));
-  });
+  pinned_frames_.push_back(frame);
+  std::weak_ptr<Frame> closure = frame;
+  const Value caller =
+      Value::callable("caller", [node, closure](Interpreter& interp, const CallArgs& args) {
+        auto scope = std::make_shared<Frame>(closure.lock());
+        for (size_t i = 0; i < node->caller_params.size(); ++i) {
+          const Param& param = node->caller_params[i];
+          Value v = i < args.positional.size() ? args.positional[i]
+                    : param.default_value
+                        ? interp.eval(*param.default_value, scope)
+                        : Value::undefined("parameter '" + param.name + "' was not provided");
+          for (const auto& [k, kv] : args.keyword) {
+            if (k == param.name) v = kv;
+          }
+          scope->set(param.name, v);
+        }
+        return Value(interp.capture(node->body, scope));
+      });
   out_ += to_str(eval_call(*stmt.call, frame, &caller));
 }
 
@@ -177,9 +194,6 @@ void Interpreter::assign(const Target& target, const Value& value, const FramePt
     const Value* ns = frame->find(target.names[0]);
     if (!ns) eval_fail("'{}' is undefined", target.names[0]);
     if (!ns->is_namespace()) eval_fail("cannot assign attribute on non-namespace object");
-    if (target.attr[0] == '_') {
-      eval_fail("Chat templates cannot store underscore-prefixed attributes on a namespace");
-    }
     ns->as_namespace().attrs.set(Value(target.attr), value);
     return;
   }
@@ -210,8 +224,10 @@ Value Interpreter::eval(const Expr& expr, const FramePtr& frame) {
 
 Value Interpreter::eval_node(const Expr& expr, const FramePtr& frame) {
   switch (expr.kind) {
-    case ExprKind::kLiteral: return as<LiteralExpr>(expr).value;
-    case ExprKind::kName: return lookup(as<NameExpr>(expr).name, frame);
+    case ExprKind::kLiteral:
+      return as<LiteralExpr>(expr).value;
+    case ExprKind::kName:
+      return lookup(as<NameExpr>(expr).name, frame);
     case ExprKind::kList: {
       const auto& node = as<ListExpr>(expr);
       std::vector<Value> items;
@@ -220,7 +236,11 @@ Value Interpreter::eval_node(const Expr& expr, const FramePtr& frame) {
     }
     case ExprKind::kDict: {
       Dict dict;
-      for (const auto& [k, v] : as<DictExpr>(expr).items) dict.set(eval(*k, frame), eval(*v, frame));
+      for (const auto& [k, v] : as<DictExpr>(expr).items) {
+        Value key = eval(*k, frame);
+        if (!is_hashable(key)) eval_fail("unhashable type: '{}'", type_name(key));
+        dict.set(std::move(key), eval(*v, frame));
+      }
       return Value::dict(std::move(dict));
     }
     case ExprKind::kGetattr: {
@@ -242,7 +262,8 @@ Value Interpreter::eval_node(const Expr& expr, const FramePtr& frame) {
       const auto& node = as<UnaryExpr>(expr);
       return unary_op(node.op, eval(*node.operand, frame));
     }
-    case ExprKind::kBinary: return eval_binary(as<BinaryExpr>(expr), frame);
+    case ExprKind::kBinary:
+      return eval_binary(as<BinaryExpr>(expr), frame);
     case ExprKind::kCompare: {
       const auto& node = as<CompareExpr>(expr);
       Value left = eval(*node.first, frame);
@@ -253,7 +274,8 @@ Value Interpreter::eval_node(const Expr& expr, const FramePtr& frame) {
       }
       return Value(true);
     }
-    case ExprKind::kCall: return eval_call(as<CallExpr>(expr), frame, nullptr);
+    case ExprKind::kCall:
+      return eval_call(as<CallExpr>(expr), frame, nullptr);
     case ExprKind::kFilter: {
       const auto& node = as<FilterExpr>(expr);
       Value operand = node.operand ? eval(*node.operand, frame) : *block_input_;
@@ -323,8 +345,10 @@ Value Interpreter::apply_filter_chain(const Expr& chain, Value input, const Fram
 
 Value Interpreter::make_macro(const MacroStmt& macro, const FramePtr& closure) {
   const MacroStmt* node = &macro;
-  return Value::callable(macro.name, [node, closure](Interpreter& interp, const CallArgs& args) {
-    return interp.call_macro(*node, closure, args);
+  pinned_frames_.push_back(closure);
+  std::weak_ptr<Frame> weak = closure;
+  return Value::callable(macro.name, [node, weak](Interpreter& interp, const CallArgs& args) {
+    return interp.call_macro(*node, weak.lock(), args);
   });
 }
 
@@ -359,9 +383,9 @@ Value Interpreter::call_macro(const MacroStmt& macro, const FramePtr& closure,
   for (size_t i = 0; i < macro.params.size(); ++i) {
     if (bound[i]) continue;
     const Param& param = macro.params[i];
-    scope->set(param.name, param.default_value
-                               ? eval(*param.default_value, scope)
-                               : Value::undefined("parameter '" + param.name + "' was not provided"));
+    scope->set(param.name, param.default_value ? eval(*param.default_value, scope)
+                                               : Value::undefined("parameter '" + param.name +
+                                                                  "' was not provided"));
   }
   scope->set("varargs", Value::list(std::move(varargs), true));
   scope->set("kwargs", Value::dict(std::move(kwargs)));

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "chat/jinja_ast.h"
 #include "chat/jinja_value.h"
@@ -29,6 +30,13 @@ using FramePtr = std::shared_ptr<Frame>;
 class Interpreter {
  public:
   explicit Interpreter(const Template& tmpl) : template_(tmpl) {}
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  // Namespaces may reference themselves (`set ns.me = ns`); the interpreter empties them all
+  // when the render ends so such cycles do not leak.
+  void track(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
 
   // Throws SourceError (offset into template.source) on any failure.
   std::string render(const Dict& variables);
@@ -54,6 +62,12 @@ class Interpreter {
 
   Value make_macro(const MacroStmt& macro, const FramePtr& closure);
   Value call_macro(const MacroStmt& macro, const FramePtr& closure, const CallArgs& args);
+
+  // Frames that macros / call blocks close over. Closures hold weak pointers (a macro is stored
+  // in the very frame it closes over, so a strong pointer would be a cycle); this keeps the
+  // frames alive until the render ends.
+  std::vector<FramePtr> pinned_frames_;
+  std::vector<std::weak_ptr<Namespace>> namespaces_;
 
   const Template& template_;
   std::string out_;

@@ -19,13 +19,27 @@ void append_string(std::string& out, const std::string& text, bool ensure_ascii)
   out += '"';
   for (char32_t cp : py::decode(text)) {
     switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (cp < 0x20 || (ensure_ascii && cp > 0x7E)) {
           if (cp >= 0x10000) {
@@ -57,15 +71,31 @@ class Dumper {
   }
 
   void dump(const Value& v, int level) {
+    if (level > 1000) eval_fail("value nested too deeply for tojson");
     switch (v.kind()) {
-      case Kind::kNone: out_ += "null"; return;
-      case Kind::kBool: out_ += v.as_bool() ? "true" : "false"; return;
-      case Kind::kInt: out_ += std::to_string(v.as_int()); return;
-      case Kind::kFloat: out_ += float_text(v.as_double()); return;
-      case Kind::kString: append_string(out_, v.as_string(), options_.ensure_ascii); return;
-      case Kind::kList: dump_list(v.as_list().items, level); return;
-      case Kind::kDict: dump_dict(v.as_dict(), level); return;
-      default: eval_fail("Object of type {} is not JSON serializable", type_name(v));
+      case Kind::kNone:
+        out_ += "null";
+        return;
+      case Kind::kBool:
+        out_ += v.as_bool() ? "true" : "false";
+        return;
+      case Kind::kInt:
+        out_ += std::to_string(v.as_int());
+        return;
+      case Kind::kFloat:
+        out_ += float_text(v.as_double());
+        return;
+      case Kind::kString:
+        append_string(out_, v.as_string(), options_.ensure_ascii);
+        return;
+      case Kind::kList:
+        dump_list(v.as_list().items, level);
+        return;
+      case Kind::kDict:
+        dump_dict(v.as_dict(), level);
+        return;
+      default:
+        eval_fail("Object of type {} is not JSON serializable", type_name(v));
     }
   }
 
@@ -99,12 +129,18 @@ class Dumper {
   // Python converts non-string keys: True -> "true", None -> "null", numbers via repr.
   std::string key_text(const Value& key) {
     switch (key.kind()) {
-      case Kind::kString: return key.as_string();
-      case Kind::kNone: return "null";
-      case Kind::kBool: return key.as_bool() ? "true" : "false";
-      case Kind::kInt: return std::to_string(key.as_int());
-      case Kind::kFloat: return float_text(key.as_double());
-      default: eval_fail("keys must be str, int, float, bool or None, not {}", type_name(key));
+      case Kind::kString:
+        return key.as_string();
+      case Kind::kNone:
+        return "null";
+      case Kind::kBool:
+        return key.as_bool() ? "true" : "false";
+      case Kind::kInt:
+        return std::to_string(key.as_int());
+      case Kind::kFloat:
+        return float_text(key.as_double());
+      default:
+        eval_fail("keys must be str, int, float, bool or None, not {}", type_name(key));
     }
   }
 

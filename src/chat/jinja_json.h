@@ -13,7 +13,7 @@ namespace lowbit::jinja {
 
 struct JsonDumpOptions {
   bool ensure_ascii = false;
-  std::optional<std::string> indent;  // unset: single line; set: newline + indent per level
+  std::optional<std::string> indent;          // unset: single line; set: newline + indent per level
   std::optional<std::string> item_separator;  // default ", " (or "," when indenting)
   std::optional<std::string> key_separator;   // default ": "
   bool sort_keys = false;

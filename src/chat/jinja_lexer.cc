@@ -118,9 +118,9 @@ class Lexer {
     line_starting_ = at > 0 && src_[at - 1] == '\n';
     for (size_t end = src_.find("{%", at); end != std::string_view::npos;
          end = src_.find("{%", end + 1)) {
-      const char end_sign = (end + 2 < src_.size() && (src_[end + 2] == '-' || src_[end + 2] == '+'))
-                                ? src_[end + 2]
-                                : '\0';
+      const char end_sign =
+          (end + 2 < src_.size() && (src_[end + 2] == '-' || src_[end + 2] == '+')) ? src_[end + 2]
+                                                                                    : '\0';
       size_t p = skip_space(end + 2 + (end_sign ? 1 : 0));
       if (!starts_with(p, "endraw")) continue;
       p = skip_space(p + 6);
@@ -217,8 +217,8 @@ class Lexer {
   size_t scan_digits(size_t at, bool (*ok)(char)) const {
     size_t p = at;
     if (p >= src_.size() || !ok(src_[p])) return at;
-    while (p < src_.size() && (ok(src_[p]) || (src_[p] == '_' && p + 1 < src_.size() &&
-                                                ok(src_[p + 1])))) {
+    while (p < src_.size() &&
+           (ok(src_[p]) || (src_[p] == '_' && p + 1 < src_.size() && ok(src_[p + 1])))) {
       ++p;
     }
     return p;
@@ -334,32 +334,57 @@ class Lexer {
         return v;
       };
       switch (e) {
-        case '\n': break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': py::append_utf8(out, hex(2)); break;
-        case 'u': py::append_utf8(out, hex(4)); break;
+        case '\n':
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'x':
+          py::append_utf8(out, hex(2));
+          break;
+        case 'u':
+          py::append_utf8(out, hex(4));
+          break;
         case 'U': {
           const char32_t cp = hex(8);
           if (cp > 0x10FFFF) fail(offset, "illegal Unicode character in string literal");
           py::append_utf8(out, cp);
           break;
         }
-        case 'N': fail(offset, "\\N{...} escapes are not supported in string literals");
+        case 'N':
+          fail(offset, "\\N{...} escapes are not supported in string literals");
         default:
           if (e >= '0' && e <= '7') {
             char32_t v = e - '0';
-            for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' &&
-                            body[i + 1] <= '7';
-                 ++k) {
+            for (int k = 0;
+                 k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7'; ++k) {
               v = v * 8 + (body[++i] - '0');
             }
             py::append_utf8(out, v);

@@ -19,9 +19,9 @@ enum class TokenType {
   kBlockBegin,  // {%
   kBlockEnd,    // %}
   kName,
-  kString,   // text holds the unescaped value
-  kInteger,  // int_value
-  kFloat,    // float_value
+  kString,    // text holds the unescaped value
+  kInteger,   // int_value
+  kFloat,     // float_value
   kOperator,  // text holds the spelling: "+", "//", "==", "(", ...
   kEof
 };

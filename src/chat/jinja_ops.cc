@@ -16,14 +16,22 @@ constexpr int64_t kMaxRepeatBytes = int64_t{1} << 28;
 
 const char* op_symbol(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kAdd: return "+";
-    case BinaryOp::kSub: return "-";
-    case BinaryOp::kMul: return "*";
-    case BinaryOp::kDiv: return "/";
-    case BinaryOp::kFloorDiv: return "//";
-    case BinaryOp::kMod: return "%";
-    case BinaryOp::kPow: return "**";
-    default: return "?";
+    case BinaryOp::kAdd:
+      return "+";
+    case BinaryOp::kSub:
+      return "-";
+    case BinaryOp::kMul:
+      return "*";
+    case BinaryOp::kDiv:
+      return "/";
+    case BinaryOp::kFloorDiv:
+      return "//";
+    case BinaryOp::kMod:
+      return "%";
+    case BinaryOp::kPow:
+      return "**";
+    default:
+      return "?";
   }
 }
 
@@ -52,7 +60,9 @@ Value repeat(const Value& seq, int64_t times) {
   times = std::max<int64_t>(times, 0);
   if (seq.is_string()) {
     const std::string& s = seq.as_string();
-    if (static_cast<int64_t>(s.size()) * times > kMaxRepeatBytes) eval_fail("repeated string is too large");
+    if (static_cast<int64_t>(s.size()) * times > kMaxRepeatBytes) {
+      eval_fail("repeated string is too large");
+    }
     std::string out;
     for (int64_t i = 0; i < times; ++i) out += s;
     return Value(std::move(out));
@@ -93,9 +103,12 @@ Value arithmetic(BinaryOp op, const Value& a, const Value& b) {
     const double x = a.as_double();
     const double y = b.as_double();
     switch (op) {
-      case BinaryOp::kAdd: return Value(x + y);
-      case BinaryOp::kSub: return Value(x - y);
-      case BinaryOp::kMul: return Value(x * y);
+      case BinaryOp::kAdd:
+        return Value(x + y);
+      case BinaryOp::kSub:
+        return Value(x - y);
+      case BinaryOp::kMul:
+        return Value(x * y);
       case BinaryOp::kDiv:
         if (y == 0.0) eval_fail("float division by zero");
         return Value(x / y);
@@ -110,18 +123,22 @@ Value arithmetic(BinaryOp op, const Value& a, const Value& b) {
         if (x < 0.0 && y != std::floor(y)) eval_fail("complex results are not supported");
         return Value(std::pow(x, y));
       }
-      default: break;
+      default:
+        break;
     }
   }
   const int64_t x = a.as_int();
   const int64_t y = b.as_int();
   switch (op) {
     case BinaryOp::kAdd:
-      return checked([](int64_t a, int64_t b, int64_t* r) { return __builtin_add_overflow(a, b, r); }, x, y);
+      return checked(
+          [](int64_t a, int64_t b, int64_t* r) { return __builtin_add_overflow(a, b, r); }, x, y);
     case BinaryOp::kSub:
-      return checked([](int64_t a, int64_t b, int64_t* r) { return __builtin_sub_overflow(a, b, r); }, x, y);
+      return checked(
+          [](int64_t a, int64_t b, int64_t* r) { return __builtin_sub_overflow(a, b, r); }, x, y);
     case BinaryOp::kMul:
-      return checked([](int64_t a, int64_t b, int64_t* r) { return __builtin_mul_overflow(a, b, r); }, x, y);
+      return checked(
+          [](int64_t a, int64_t b, int64_t* r) { return __builtin_mul_overflow(a, b, r); }, x, y);
     case BinaryOp::kDiv:
       if (y == 0) eval_fail("division by zero");
       return Value(static_cast<double>(x) / static_cast<double>(y));
@@ -153,7 +170,8 @@ Value arithmetic(BinaryOp op, const Value& a, const Value& b) {
       }
       return Value(result);
     }
-    default: break;
+    default:
+      break;
   }
   eval_fail("internal error: bad arithmetic operator");
 }
@@ -161,10 +179,14 @@ Value arithmetic(BinaryOp op, const Value& a, const Value& b) {
 bool ordered(CompareOp op, const Value& a, const Value& b) {
   auto pick = [op](auto x, auto y) {
     switch (op) {
-      case CompareOp::kLt: return x < y;
-      case CompareOp::kLe: return x <= y;
-      case CompareOp::kGt: return x > y;
-      default: return x >= y;
+      case CompareOp::kLt:
+        return x < y;
+      case CompareOp::kLe:
+        return x <= y;
+      case CompareOp::kGt:
+        return x > y;
+      default:
+        return x >= y;
     }
   };
   if (a.is_number() && b.is_number()) {
@@ -223,7 +245,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
     case BinaryOp::kMod:
       if (a.is_string()) return Value(percent_format(a.as_string(), b));
       break;
-    default: break;
+    default:
+      break;
   }
   unsupported_operands(op, a, b);
 }
@@ -232,8 +255,7 @@ Value unary_op(UnaryOp op, const Value& v) {
   if (op == UnaryOp::kNot) return Value(!truthy(v));
   if (v.is_undefined()) fail_undefined(v);
   if (!v.is_number()) {
-    eval_fail("bad operand type for unary {}: '{}'", op == UnaryOp::kNeg ? "-" : "+",
-              type_name(v));
+    eval_fail("bad operand type for unary {}: '{}'", op == UnaryOp::kNeg ? "-" : "+", type_name(v));
   }
   if (op == UnaryOp::kPos) return v.is_bool() ? Value(v.as_int()) : v;
   if (v.is_float()) return Value(-v.as_double());
@@ -243,7 +265,8 @@ Value unary_op(UnaryOp op, const Value& v) {
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Kind::kUndefined: return false;
+    case Kind::kUndefined:
+      return false;
     case Kind::kString:
       if (!item.is_string()) {
         eval_fail("'in <string>' requires string as left operand, not {}", type_name(item));
@@ -254,23 +277,39 @@ bool contains(const Value& container, const Value& item) {
         if (equals(v, item)) return true;
       }
       return false;
-    case Kind::kDict: return container.as_dict().find(item) != nullptr;
-    default: eval_fail("argument of type '{}' is not iterable", type_name(container));
+    case Kind::kDict:
+      if (!is_hashable(item)) eval_fail("unhashable type: '{}'", type_name(item));
+      return container.as_dict().find(item) != nullptr;
+    default:
+      eval_fail("argument of type '{}' is not iterable", type_name(container));
   }
 }
 
 bool compare(CompareOp op, const Value& a, const Value& b) {
   switch (op) {
-    case CompareOp::kEq: return equals(a, b);
-    case CompareOp::kNe: return !equals(a, b);
-    case CompareOp::kIn: return contains(b, a);
-    case CompareOp::kNotIn: return !contains(b, a);
-    default: return ordered(op, a, b);
+    case CompareOp::kEq:
+      return equals(a, b);
+    case CompareOp::kNe:
+      return !equals(a, b);
+    case CompareOp::kIn:
+      return contains(b, a);
+    case CompareOp::kNotIn:
+      return !contains(b, a);
+    default:
+      return ordered(op, a, b);
   }
 }
 
 Value get_attr(const Value& object, std::string_view name) {
   if (object.is_undefined()) fail_undefined(object);
+  // The sandbox hides private attributes: a namespace's `_x`, and Python's dunders (which
+  // every object has) on anything.
+  const bool dunder =
+      name.size() > 4 && name.substr(0, 2) == "__" && name.substr(name.size() - 2) == "__";
+  if (dunder || (object.is_namespace() && !name.empty() && name[0] == '_')) {
+    return Value::undefined(
+        fmt::format("access to attribute '{}' of '{}' object is unsafe.", name, type_name(object)));
+  }
   if (std::optional<Value> method = bound_method(object, name)) return *method;
   if (object.is_dict()) {
     if (const Value* v = object.as_dict().find(name)) return *v;
@@ -282,7 +321,8 @@ Value get_attr(const Value& object, std::string_view name) {
 
 Value get_item(const Value& object, const Value& key) {
   switch (object.kind()) {
-    case Kind::kUndefined: fail_undefined(object);
+    case Kind::kUndefined:
+      fail_undefined(object);
     case Kind::kDict:
       if (const Value* v = object.as_dict().find(key)) return *v;
       break;
@@ -304,11 +344,12 @@ Value get_item(const Value& object, const Value& key) {
         return Value(py::encode(std::u32string_view(chars).substr(index, 1)));
       }
       break;
-    default: break;
+    default:
+      break;
   }
   if (key.is_string()) return get_attr(object, key.as_string());
-  return Value::undefined(fmt::format("'{} object' has no element {}", type_name(object),
-                                      repr(key)));
+  return Value::undefined(
+      fmt::format("'{} object' has no element {}", type_name(object), repr(key)));
 }
 
 Value get_slice(const Value& object, const Value& start, const Value& stop, const Value& step) {
@@ -333,12 +374,17 @@ Value get_slice(const Value& object, const Value& start, const Value& stop, cons
     }
     return Value::list(std::move(out), list.is_tuple);
   }
-  return Value::undefined(fmt::format("'{} object' is not subscriptable", type_name(object)));
+  // Jinja compiles slices to a plain Python subscript, so anything else raises.
+  if (object.is_dict()) eval_fail("unhashable type: 'slice'");
+  eval_fail("'{}' object is not subscriptable", type_name(object));
 }
 
 std::string percent_format(const std::string& format, const Value& args) {
   const bool is_tuple = args.is_list() && args.as_list().is_tuple;
   const std::vector<Value> positional = is_tuple ? args.as_list().items : std::vector<Value>{args};
+  // CPython treats any non-tuple argument with __getitem__ (dict, list, Undefined) as a mapping,
+  // which waives the "not all arguments converted" check.
+  const bool mapping_like = args.is_dict() || args.is_undefined() || (args.is_list() && !is_tuple);
   size_t next = 0;
   bool used_mapping = false;
   std::string out;
@@ -352,7 +398,7 @@ std::string percent_format(const std::string& format, const Value& args) {
     if (format[i] == '(') {
       const size_t close = format.find(')', i);
       if (close == std::string::npos) eval_fail("incomplete format key");
-      if (!args.is_dict()) eval_fail("format requires a mapping");
+      if (!args.is_dict()) eval_fail("format requires a mapping");  // lists/Undefined too
       arg = args.as_dict().find(std::string_view(format).substr(i + 1, close - i - 1));
       if (!arg) eval_fail("format key '{}' not found", format.substr(i + 1, close - i - 1));
       used_mapping = true;
@@ -363,11 +409,13 @@ std::string percent_format(const std::string& format, const Value& args) {
       flags += format[i++];
     }
     std::string width, precision;
-    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) width += format[i++];
+    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+      width += format[i++];
     if (i < format.size() && format[i] == '.') {
       precision = ".";
       ++i;
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) precision += format[i++];
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+        precision += format[i++];
     }
     if (i >= format.size()) eval_fail("incomplete format");
     const char conv = format[i];
@@ -401,7 +449,8 @@ std::string percent_format(const std::string& format, const Value& args) {
       if (conv == 'c') {
         py::append_utf8(piece, static_cast<char32_t>(arg->as_int()));
       } else if (std::string_view("diouxX").find(conv) != std::string_view::npos) {
-        const long long v = arg->is_float() ? static_cast<long long>(arg->as_double()) : arg->as_int();
+        const long long v =
+            arg->is_float() ? static_cast<long long>(arg->as_double()) : arg->as_int();
         const char c = (conv == 'i' || conv == 'u') ? 'd' : conv;
         std::snprintf(buf, sizeof(buf), (spec + "ll" + c).c_str(), v);
         piece = buf;
@@ -414,7 +463,7 @@ std::string percent_format(const std::string& format, const Value& args) {
     }
     out += piece;
   }
-  if (!used_mapping && !args.is_dict() && next < positional.size()) {
+  if (!used_mapping && !mapping_like && next < positional.size()) {
     eval_fail("not all arguments converted during string formatting");
   }
   return out;

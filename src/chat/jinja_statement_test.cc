@@ -34,8 +34,9 @@ TEST(JinjaStatement, ForLoop) {
   EXPECT_EQ(render("{% for x in [5, 6, 7] %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}"
                    "{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}"),
             "103TrueFalse3;212FalseFalse3;321FalseTrue3;");
-  EXPECT_EQ(render("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}/{{ loop.length }} {% endfor %}"),
-            "2/2 4/2 ");
+  EXPECT_EQ(
+      render("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}/{{ loop.length }} {% endfor %}"),
+      "2/2 4/2 ");
   EXPECT_EQ(render("{% for x in [] %}x{% else %}empty{% endfor %}"), "empty");
   EXPECT_EQ(render("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}{{ v }}{% endfor %}"), "a1b2");
   EXPECT_EQ(render("{% for x in [1, 2, 3, 4] %}{% if x == 2 %}{% continue %}{% endif %}"
@@ -44,19 +45,22 @@ TEST(JinjaStatement, ForLoop) {
   EXPECT_EQ(render("{% for x in [1, 2, 3] %}{{ loop.previtem }}-{{ loop.nextitem }}"
                    "{{ loop.cycle('a', 'b') }} {% endfor %}"),
             "-2a 1-3b 2-a ");
-  EXPECT_EQ(render("{% for m in msgs[::-1] %}{{ m }}{% endfor %}", R"({"msgs": [1, 2, 3]})"), "321");
+  EXPECT_EQ(render("{% for m in msgs[::-1] %}{{ m }}{% endfor %}", R"({"msgs": [1, 2, 3]})"),
+            "321");
 }
 
 TEST(JinjaStatement, ScopesAndNamespace) {
   // set inside a loop does not leak (nor carry over between iterations); if shares the scope.
   EXPECT_EQ(render("{% for i in [1, 2] %}[{{ x }}]{% set x = i %}{% endfor %}[{{ x }}]"), "[][][]");
   EXPECT_EQ(render("{% if true %}{% set y = 3 %}{% endif %}{{ y }}"), "3");
-  EXPECT_EQ(render("{% set ns = namespace(n=0, last=none) %}{% for i in [4, 5] %}"
-                   "{% set ns.n = ns.n + i %}{% set ns.last = i %}{% endfor %}{{ ns.n }} {{ ns.last }}"),
-            "9 5");
+  EXPECT_EQ(
+      render("{% set ns = namespace(n=0, last=none) %}{% for i in [4, 5] %}"
+             "{% set ns.n = ns.n + i %}{% set ns.last = i %}{% endfor %}{{ ns.n }} {{ ns.last }}"),
+      "9 5");
   EXPECT_EQ(render("{% set a, b = [1, 2] %}{{ b }}{{ a }}{% set t = 1, 2 %}{{ t }}"), "21(1, 2)");
-  EXPECT_EQ(render("{% set x %}B{{ 1 + 1 }}{% endset %}{{ x }}{% set y | upper %}u{% endset %}{{ y }}"),
-            "B2U");
+  EXPECT_EQ(
+      render("{% set x %}B{{ 1 + 1 }}{% endset %}{{ x }}{% set y | upper %}u{% endset %}{{ y }}"),
+      "B2U");
   EXPECT_EQ(render("{% with a = 1 %}{{ a }}{% endwith %}[{{ a }}]"), "1[]");
 }
 

@@ -44,8 +44,7 @@ Value Value::dict(Dict dict) {
   return v;
 }
 
-Value Value::callable(std::string name,
-                      std::function<Value(Interpreter&, const CallArgs&)> call) {
+Value Value::callable(std::string name, std::function<Value(Interpreter&, const CallArgs&)> call) {
   return Value(std::make_shared<const Callable>(Callable{std::move(name), std::move(call)}));
 }
 
@@ -61,11 +60,16 @@ double Value::as_double() const {
 
 const void* Value::identity() const {
   switch (kind()) {
-    case Kind::kList: return std::get<std::shared_ptr<const List>>(v_).get();
-    case Kind::kDict: return std::get<std::shared_ptr<const Dict>>(v_).get();
-    case Kind::kNamespace: return std::get<std::shared_ptr<Namespace>>(v_).get();
-    case Kind::kCallable: return std::get<std::shared_ptr<const Callable>>(v_).get();
-    default: return nullptr;
+    case Kind::kList:
+      return std::get<std::shared_ptr<const List>>(v_).get();
+    case Kind::kDict:
+      return std::get<std::shared_ptr<const Dict>>(v_).get();
+    case Kind::kNamespace:
+      return std::get<std::shared_ptr<Namespace>>(v_).get();
+    case Kind::kCallable:
+      return std::get<std::shared_ptr<const Callable>>(v_).get();
+    default:
+      return nullptr;
   }
 }
 
@@ -77,79 +81,116 @@ void fail_undefined(const Value& v) {
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return v.as_bool();
-    case Kind::kInt: return v.as_int() != 0;
-    case Kind::kFloat: return v.as_double() != 0.0;
-    case Kind::kString: return !v.as_string().empty();
-    case Kind::kList: return !v.as_list().items.empty();
-    case Kind::kDict: return v.as_dict().size() != 0;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return v.as_bool();
+    case Kind::kInt:
+      return v.as_int() != 0;
+    case Kind::kFloat:
+      return v.as_double() != 0.0;
+    case Kind::kString:
+      return !v.as_string().empty();
+    case Kind::kList:
+      return !v.as_list().items.empty();
+    case Kind::kDict:
+      return v.as_dict().size() != 0;
     case Kind::kNamespace:
-    case Kind::kCallable: return true;
+    case Kind::kCallable:
+      return true;
   }
   return false;
 }
 
 namespace {
 
-std::string repr_dict(const Dict& dict) {
+constexpr int kMaxReprDepth = 1000;
+
+std::string repr_at(const Value& v, int depth);
+
+std::string repr_dict(const Dict& dict, int depth) {
   std::string out = "{";
   bool first = true;
   for (const auto& [k, v] : dict.entries()) {
     if (!first) out += ", ";
     first = false;
-    out += repr(k) + ": " + repr(v);
+    out += repr_at(k, depth + 1) + ": " + repr_at(v, depth + 1);
   }
   return out + "}";
+}
+
+std::string repr_at(const Value& v, int depth) {
+  if (depth > kMaxReprDepth) eval_fail("value nested too deeply to print");
+  switch (v.kind()) {
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return v.as_bool() ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(v.as_int());
+    case Kind::kFloat:
+      return py::float_repr(v.as_double());
+    case Kind::kString:
+      return py::repr(v.as_string());
+    case Kind::kList: {
+      const List& list = v.as_list();
+      std::string out = list.is_tuple ? "(" : "[";
+      for (size_t i = 0; i < list.items.size(); ++i) {
+        if (i) out += ", ";
+        out += repr_at(list.items[i], depth + 1);
+      }
+      if (list.is_tuple && list.items.size() == 1) out += ",";
+      return out + (list.is_tuple ? ")" : "]");
+    }
+    case Kind::kDict:
+      return repr_dict(v.as_dict(), depth);
+    case Kind::kNamespace:
+      return "<Namespace " + repr_dict(v.as_namespace().attrs, depth) + ">";
+    case Kind::kCallable:
+      return "<function " + v.as_callable().name + ">";
+  }
+  return "";
 }
 
 }  // namespace
 
 std::string to_str(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return "";
-    case Kind::kString: return v.as_string();
-    default: return repr(v);
+    case Kind::kUndefined:
+      return "";
+    case Kind::kString:
+      return v.as_string();
+    default:
+      return repr(v);
   }
 }
 
-std::string repr(const Value& v) {
-  switch (v.kind()) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return v.as_bool() ? "True" : "False";
-    case Kind::kInt: return std::to_string(v.as_int());
-    case Kind::kFloat: return py::float_repr(v.as_double());
-    case Kind::kString: return py::repr(v.as_string());
-    case Kind::kList: {
-      const List& list = v.as_list();
-      std::string out = list.is_tuple ? "(" : "[";
-      for (size_t i = 0; i < list.items.size(); ++i) {
-        if (i) out += ", ";
-        out += repr(list.items[i]);
-      }
-      if (list.is_tuple && list.items.size() == 1) out += ",";
-      return out + (list.is_tuple ? ")" : "]");
-    }
-    case Kind::kDict: return repr_dict(v.as_dict());
-    case Kind::kNamespace: return "<Namespace " + repr_dict(v.as_namespace().attrs) + ">";
-    case Kind::kCallable: return "<function " + v.as_callable().name + ">";
-  }
-  return "";
-}
+std::string repr(const Value& v) { return repr_at(v, 0); }
 
 std::string type_name(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return "Undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return v.as_list().is_tuple ? "tuple" : "list";
-    case Kind::kDict: return "dict";
-    case Kind::kNamespace: return "Namespace";
-    case Kind::kCallable: return "function";
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return v.as_list().is_tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
   }
   return "object";
 }
@@ -162,8 +203,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.as_string() == b.as_string();
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.as_string() == b.as_string();
     case Kind::kList: {
       const List& x = a.as_list();
       const List& y = b.as_list();
@@ -183,7 +226,8 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    default: return a.identity() == b.identity();
+    default:
+      return a.identity() == b.identity();
   }
 }
 
@@ -207,10 +251,28 @@ bool less(const Value& a, const Value& b, std::string_view op) {
             type_name(b));
 }
 
+bool is_hashable(const Value& v) {
+  switch (v.kind()) {
+    case Kind::kDict:
+    case Kind::kNamespace:
+      return false;
+    case Kind::kList:
+      if (!v.as_list().is_tuple) return false;
+      for (const Value& item : v.as_list().items) {
+        if (!is_hashable(item)) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return {};
-    case Kind::kList: return v.as_list().items;
+    case Kind::kUndefined:
+      return {};
+    case Kind::kList:
+      return v.as_list().items;
     case Kind::kDict: {
       std::vector<Value> keys;
       for (const auto& entry : v.as_dict().entries()) keys.push_back(entry.first);
@@ -226,28 +288,41 @@ std::vector<Value> iterate(const Value& v) {
       }
       return chars;
     }
-    default: eval_fail("'{}' object is not iterable", type_name(v));
+    default:
+      eval_fail("'{}' object is not iterable", type_name(v));
   }
 }
 
 int64_t length(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return 0;
-    case Kind::kString: return static_cast<int64_t>(py::length(v.as_string()));
-    case Kind::kList: return static_cast<int64_t>(v.as_list().items.size());
-    case Kind::kDict: return static_cast<int64_t>(v.as_dict().size());
-    default: eval_fail("object of type '{}' has no len()", type_name(v));
+    case Kind::kUndefined:
+      return 0;
+    case Kind::kString:
+      return static_cast<int64_t>(py::length(v.as_string()));
+    case Kind::kList:
+      return static_cast<int64_t>(v.as_list().items.size());
+    case Kind::kDict:
+      return static_cast<int64_t>(v.as_dict().size());
+    default:
+      eval_fail("object of type '{}' has no len()", type_name(v));
   }
 }
 
 namespace {
 
+// Context JSON comes from API clients; bound recursion so nesting cannot overflow the stack.
+constexpr int kMaxJsonDepth = 512;
+
 template <class Json>
-Value convert(const Json& j) {
+Value convert(const Json& j, int depth) {
+  if (depth > kMaxJsonDepth) eval_fail("the template context is nested too deeply");
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value(None{});
-    case nlohmann::json::value_t::boolean: return Value(j.template get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value(j.template get<int64_t>());
+    case nlohmann::json::value_t::null:
+      return Value(None{});
+    case nlohmann::json::value_t::boolean:
+      return Value(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return Value(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
       const auto u = j.template get<uint64_t>();
       if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -255,34 +330,38 @@ Value convert(const Json& j) {
       }
       return Value(static_cast<int64_t>(u));
     }
-    case nlohmann::json::value_t::number_float: return Value(j.template get<double>());
-    case nlohmann::json::value_t::string: return Value(j.template get<std::string>());
+    case nlohmann::json::value_t::number_float:
+      return Value(j.template get<double>());
+    case nlohmann::json::value_t::string:
+      return Value(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(convert(item));
+      for (const auto& item : j) items.push_back(convert(item, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::json::value_t::object: {
       Dict dict;
-      for (auto it = j.begin(); it != j.end(); ++it) dict.set(Value(it.key()), convert(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        dict.set(Value(it.key()), convert(it.value(), depth + 1));
       return Value::dict(std::move(dict));
     }
-    default: eval_fail("unsupported JSON value in the template context");
+    default:
+      eval_fail("unsupported JSON value in the template context");
   }
 }
 
 }  // namespace
 
-Value from_json(const nlohmann::ordered_json& j) { return convert(j); }
-Value from_json(const nlohmann::json& j) { return convert(j); }
+Value from_json(const nlohmann::ordered_json& j) { return convert(j, 0); }
+Value from_json(const nlohmann::json& j) { return convert(j, 0); }
 
 }  // namespace lowbit::jinja
 
 namespace lowbit::jinja {
 
-Params::Params(std::string_view function, const CallArgs& args,
-               std::vector<std::string_view> names, size_t required)
+Params::Params(std::string_view function, const CallArgs& args, std::vector<std::string_view> names,
+               size_t required)
     : function_(function), names_(std::move(names)) {
   bound_.resize(names_.size());
   given_.assign(names_.size(), false);

@@ -4,11 +4,11 @@
 #pragma once
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -134,8 +134,7 @@ class Value {
   static Value undefined(std::string hint) { return Value(Undefined{std::move(hint)}); }
   static Value list(std::vector<Value> items, bool is_tuple = false);
   static Value dict(Dict dict);
-  static Value callable(std::string name,
-                        std::function<Value(Interpreter&, const CallArgs&)> call);
+  static Value callable(std::string name, std::function<Value(Interpreter&, const CallArgs&)> call);
 
   Kind kind() const { return static_cast<Kind>(v_.index()); }
   bool is_undefined() const { return kind() == Kind::kUndefined; }
@@ -154,7 +153,7 @@ class Value {
 
   const std::string& undefined_hint() const { return std::get<Undefined>(v_).hint; }
   bool as_bool() const { return std::get<bool>(v_); }
-  int64_t as_int() const;  // bool or int
+  int64_t as_int() const;    // bool or int
   double as_double() const;  // any number
   const std::string& as_string() const { return std::get<std::string>(v_); }
   const List& as_list() const { return *std::get<std::shared_ptr<const List>>(v_); }
@@ -183,6 +182,8 @@ std::string type_name(const Value& v);
 bool equals(const Value& a, const Value& b);
 // Python <, for ordering comparisons and sorting; fails on unorderable types.
 bool less(const Value& a, const Value& b, std::string_view op = "<");
+// Whether Python could use the value as a dict key / set member (no lists, dicts, namespaces).
+bool is_hashable(const Value& v);
 // Python iter(): list items, dict keys, string characters; Undefined iterates as empty.
 std::vector<Value> iterate(const Value& v);
 // Python len().

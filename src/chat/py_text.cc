@@ -67,24 +67,46 @@ bool is_upper_cp(char32_t cp) {
 // ones a chat template could plausibly meet. Everything else uses the simple 1:1 mapping.
 void append_upper(std::u32string& out, char32_t cp) {
   switch (cp) {
-    case 0x00DF: out += U"SS"; return;  // ß
-    case 0xFB00: out += U"FF"; return;
-    case 0xFB01: out += U"FI"; return;
-    case 0xFB02: out += U"FL"; return;
-    case 0xFB03: out += U"FFI"; return;
-    case 0xFB04: out += U"FFL"; return;
+    case 0x00DF:
+      out += U"SS";
+      return;  // ß
+    case 0xFB00:
+      out += U"FF";
+      return;
+    case 0xFB01:
+      out += U"FI";
+      return;
+    case 0xFB02:
+      out += U"FL";
+      return;
+    case 0xFB03:
+      out += U"FFI";
+      return;
+    case 0xFB04:
+      out += U"FFL";
+      return;
     case 0xFB05:
-    case 0xFB06: out += U"ST"; return;
-    default: out += static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp)));
+    case 0xFB06:
+      out += U"ST";
+      return;
+    default:
+      out += static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp)));
   }
 }
 
 void append_title(std::u32string& out, char32_t cp) {
   switch (cp) {
-    case 0x00DF: out += U"Ss"; return;
-    case 0xFB01: out += U"Fi"; return;
-    case 0xFB02: out += U"Fl"; return;
-    default: out += static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
+    case 0x00DF:
+      out += U"Ss";
+      return;
+    case 0xFB01:
+      out += U"Fi";
+      return;
+    case 0xFB02:
+      out += U"Fl";
+      return;
+    default:
+      out += static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
   }
 }
 
@@ -106,8 +128,16 @@ void append_lower(std::u32string& out, const std::u32string& text, size_t i) {
 
 bool is_line_break(char32_t cp) {
   switch (cp) {
-    case '\n': case '\r': case 0x0B: case 0x0C: case 0x1C: case 0x1D: case 0x1E:
-    case 0x85: case 0x2028: case 0x2029:
+    case '\n':
+    case '\r':
+    case 0x0B:
+    case 0x0C:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x85:
+    case 0x2028:
+    case 0x2029:
       return true;
     default:
       return false;
@@ -172,9 +202,24 @@ size_t code_point_index(std::string_view text, size_t byte_offset) {
 
 bool is_space(char32_t cp) {
   switch (cp) {
-    case ' ': case '\t': case '\n': case '\r': case 0x0B: case 0x0C:
-    case 0x1C: case 0x1D: case 0x1E: case 0x1F: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case 0x0B:
+    case 0x0C:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
@@ -184,9 +229,14 @@ bool is_space(char32_t cp) {
 bool is_printable(char32_t cp) {
   if (cp == ' ') return true;
   switch (category(cp)) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS:
       return false;
     default:
       return true;

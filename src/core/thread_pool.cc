@@ -10,7 +10,9 @@ namespace lowbit {
 namespace {
 // Workers spin this long after a job before sleeping: decode issues hundreds of small ops
 // per token, and a futex wake for each would cost more than the ops themselves.
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kSpin = std::chrono::microseconds(100);
+// Pause iterations (~10-40 ns each) the caller spins before sleeping on unfinished workers.
+constexpr int kWaitSpins = 4000;
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -36,7 +38,8 @@ void ThreadPool::range_for(int thread, int64_t& begin, int64_t& end) const {
 void ThreadPool::run(int64_t n, int64_t grain, Trampoline fn, void* ctx) {
   job_n_ = n;
   job_grain_ = std::max<int64_t>(1, grain);
-  if (num_threads_ == 1) {
+  // One block of work (e.g. a per-token op during decode): no point waking anyone.
+  if (num_threads_ == 1 || n <= job_grain_) {
     fn(ctx, 0, n, 0);
     return;
   }
@@ -48,7 +51,17 @@ void ThreadPool::run(int64_t n, int64_t grain, Trampoline fn, void* ctx) {
   int64_t b, e;
   range_for(0, b, e);
   if (b < e) fn(ctx, b, e, 0);
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // Spin briefly (workers usually finish within microseconds of us), then sleep on the
+  // counter: on an oversubscribed machine a spinning waiter would burn the time slice the
+  // descheduled worker needs.
+  int spins = 0;
+  for (int p; (p = pending_.load(std::memory_order_acquire)) != 0;) {
+    if (++spins < kWaitSpins) {
+      _mm_pause();
+    } else {
+      pending_.wait(p, std::memory_order_acquire);
+    }
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -68,7 +81,7 @@ void ThreadPool::worker_loop(int index) {
     int64_t b, e;
     range_for(index, b, e);
     if (b < e) job_fn_(job_ctx_, b, e, index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

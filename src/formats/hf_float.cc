@@ -10,7 +10,9 @@ class HfFloatFormat final : public Format {
  public:
   explicit HfFloatFormat(const Checkpoint& ckpt) : ckpt_(ckpt) {}
   std::string_view name() const override { return "hf-float"; }
-  SchemeSpec spec_for(const std::string&) const override { return {SchemeKind::Float, "hf:float"}; }
+  SchemeSpec spec_for(const std::string&) const override { SchemeSpec s;
+    s.origin = "hf:float";
+    return s; }
   LinearTensors tensors_for(const std::string& prefix, bool has_bias) const override {
     LinearTensors t;
     t.prefix = prefix;

@@ -29,6 +29,12 @@ struct DecoderModel::Workspace {
 };
 
 namespace {
+SchemeSpec float_spec(const char* origin) {
+  SchemeSpec s;
+  s.origin = origin;
+  return s;
+}
+
 std::vector<float> to_f32(const TensorView& t) {
   std::vector<float> out(size_t(t.numel()));
   convert_to_f32(t.dtype, t.data, out.data(), out.size());
@@ -91,13 +97,12 @@ void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
   final_norm_ = norm_weight("model.norm.weight", h);
   if (c.tie_word_embeddings) {
     // The head reads the embedding matrix in place: tied weights are never duplicated.
-    LinearTensors t{"lm_head (tied to model.embed_tokens)", embed_tokens_, std::nullopt};
-    lm_head_ = make_linear({SchemeKind::Float, "tied"}, t, {h, c.vocab_size}, cpu);
+    LinearTensors t{"lm_head (tied to model.embed_tokens)", embed_tokens_, std::nullopt, {}};
+    lm_head_ = make_linear(float_spec("tied"), t, {h, c.vocab_size}, cpu);
   } else {
-    lm_head_ = make_linear({SchemeKind::Float, "hf:float"},
-                           {"lm_head", checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32},
-                                                        {c.vocab_size, h}), std::nullopt},
-                           {h, c.vocab_size}, cpu);
+    LinearTensors t{"lm_head", checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h}),
+                    std::nullopt, {}};
+    lm_head_ = make_linear(float_spec("hf:float"), t, {h, c.vocab_size}, cpu);
   }
   prefault(embed_tokens_.data, embed_tokens_.nbytes());
 }
@@ -184,11 +189,11 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
 
   // Lay the batch out token by token and validate it before touching the cache.
   int64_t T = 0, rows = 0, max_pos = 0;
-  std::vector<bool> slot_used(size_t(cache.num_slots()), false);
-  for (const auto& ch : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& ch = batch[i];
     if (ch.slot < 0 || ch.slot >= cache.num_slots()) fail("forward: slot {} outside cache of {} slots", ch.slot, cache.num_slots());
-    if (slot_used[size_t(ch.slot)]) fail("forward: slot {} appears twice in one batch", ch.slot);
-    slot_used[size_t(ch.slot)] = true;
+    for (size_t j = 0; j < i; ++j)
+      if (batch[j].slot == ch.slot) fail("forward: slot {} appears twice in one batch", ch.slot);
     if (ch.tokens.empty()) fail("forward: empty chunk for slot {}", ch.slot);
     if (ch.start_pos < 0 || ch.start_pos + int64_t(ch.tokens.size()) > cache.capacity())
       fail("forward: slot {} would hold {} tokens, cache capacity is {}", ch.slot, ch.start_pos + ch.tokens.size(),

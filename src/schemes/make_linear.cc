@@ -9,8 +9,9 @@ std::unique_ptr<LinearMethod> make_linear(const SchemeSpec& spec, const LinearTe
                                           const CpuFeatures& cpu) {
   switch (spec.kind) {
     case SchemeKind::Float: return std::make_unique<FloatLinear>(tensors, shape, cpu);
+    default: break;
   }
-  fail("{}: unknown scheme (from {})", tensors.prefix, spec.origin);
+  fail("{}: scheme {} (from {}) is not implemented yet", tensors.prefix, scheme_kind_name(spec.kind), spec.origin);
 }
 
 }  // namespace lowbit

@@ -1,6 +1,7 @@
 #include "tokenizer/added_tokens.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "tokenizer/unicode_data.h"
 #include "tokenizer/utf8.h"
@@ -69,6 +70,11 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens,
     // Two tokens with the same pattern: the later one wins, like a map insert.
     trie_[node].token = int32_t(t);
   }
+  int distinct = 0;
+  for (int b = 0; b < 256; ++b) {
+    if (first_byte_[b]) ++distinct, single_first_byte_ = b;
+  }
+  if (distinct != 1) single_first_byte_ = -1;
 }
 
 int AddedTokenMatcher::longest_at(std::string_view text, size_t pos, size_t* length) const {
@@ -93,7 +99,11 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
   size_t start_offset = 0;  // end of the previous accepted match
   size_t pos = 0;           // where the match search resumes
   while (pos < n) {
-    if (!first_byte_[uint8_t(text[pos])]) {
+    if (single_first_byte_ >= 0) {  // usually every token starts with '<'
+      const void* hit = std::memchr(text.data() + pos, single_first_byte_, n - pos);
+      if (hit == nullptr) break;
+      pos = size_t(static_cast<const char*>(hit) - text.data());
+    } else if (!first_byte_[uint8_t(text[pos])]) {
       ++pos;
       continue;
     }

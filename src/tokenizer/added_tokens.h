@@ -48,6 +48,7 @@ class AddedTokenMatcher {
   std::vector<AddedToken> tokens_;
   std::vector<Node> trie_;  // trie_[0] is the root
   bool first_byte_[256] = {};
+  int single_first_byte_ = -1;  // the first byte of every pattern, if they all share one
 };
 
 }  // namespace lowbit

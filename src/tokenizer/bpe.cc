@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <queue>
 
@@ -27,8 +28,9 @@ void MergeTable::insert(int32_t left, int32_t right, uint32_t rank, int32_t merg
     std::vector<Entry> old = std::move(entries_);
     reserve(std::max<size_t>(size_ + 1, old.size()));
     for (const Entry& e : old) {
-      if (e.key != kNone) insert(int32_t(e.key >> 32), int32_t(uint32_t(e.key)),
-                                 uint32_t(e.value >> 32), int32_t(uint32_t(e.value)));
+      if (e.key != kNone)
+        insert(int32_t(e.key >> 32), int32_t(uint32_t(e.key)), uint32_t(e.value >> 32),
+               int32_t(uint32_t(e.value)));
     }
   }
   uint64_t key = pack(left, right);
@@ -139,13 +141,69 @@ constexpr size_t kCacheCapacity = 1 << 16;
 
 }  // namespace
 
-// Per-thread cache of piece -> ids, so that encode() needs no lock.
-struct Bpe::WordCache {
+// Per-thread cache of piece -> ids, so that encode() needs no lock: open addressing over
+// flat arrays, cleared when full.
+class Bpe::WordCache {
+ public:
+  WordCache() : slots_(2 * kCacheCapacity) {}
+
+  static uint64_t hash(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+      h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    return h ^ (h >> 29);
+  }
+
+  // Appends the cached ids of `key` to `out`; false if absent.
+  bool find(std::string_view key, uint64_t h, std::vector<int32_t>& out) const {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots_[i];
+      if (s.count == 0) return false;
+      if (s.hash == h && s.key_len == key.size() &&
+          std::memcmp(keys_.data() + s.key_offset, key.data(), key.size()) == 0) {
+        out.insert(out.end(), ids_.begin() + s.ids_offset, ids_.begin() + s.ids_offset + s.count);
+        return true;
+      }
+    }
+  }
+
+  void insert(std::string_view key, uint64_t h, std::span<const int32_t> ids) {
+    if (ids.empty() || ids.size() > 0xFFFF) return;
+    if (used_ >= kCacheCapacity) {
+      std::fill(slots_.begin(), slots_.end(), Slot{});
+      keys_.clear();
+      ids_.clear();
+      used_ = 0;
+    }
+    size_t mask = slots_.size() - 1;
+    size_t i = h & mask;
+    while (slots_[i].count != 0) i = (i + 1) & mask;
+    slots_[i] = {h, uint32_t(keys_.size()), uint32_t(ids_.size()), uint16_t(key.size()),
+                 uint16_t(ids.size())};
+    keys_.append(key);
+    ids_.insert(ids_.end(), ids.begin(), ids.end());
+    ++used_;
+  }
+
+ private:
   struct Slot {
-    uint32_t offset, count;
+    uint64_t hash = 0;
+    uint32_t key_offset = 0, ids_offset = 0;
+    uint16_t key_len = 0, count = 0;  // count == 0: empty slot
   };
-  std::unordered_map<std::string, Slot, StringHash, std::equal_to<>> map;
-  std::vector<int32_t> ids;
+  std::vector<Slot> slots_;
+  std::string keys_;
+  std::vector<int32_t> ids_;
+  size_t used_ = 0;
 };
 
 Bpe::WordCache& Bpe::cache() const {
@@ -179,8 +237,8 @@ Bpe Bpe::from_json(const nlohmann::json& model, std::string_view label) {
       !optional_string("end_of_word_suffix").empty()) {
     fail("{}: BPE continuing_subword_prefix / end_of_word_suffix are not supported", label);
   }
-  if (auto it = model.find("dropout"); it != model.end() && !it->is_null() &&
-                                       it->get<double>() != 0.0) {
+  if (auto it = model.find("dropout");
+      it != model.end() && !it->is_null() && it->get<double>() != 0.0) {
     fail("{}: BPE dropout {} is random and cannot be reproduced", label, it->get<double>());
   }
 
@@ -310,43 +368,40 @@ void Bpe::initial_symbols(std::string_view piece, bool byte_level,
   if (pending_unk) ids.push_back(unk_id_);
 }
 
-void Bpe::encode(std::string_view piece, bool byte_level, std::vector<int32_t>& out) const {
-  if (piece.empty()) return;
-  WordCache& wc = cache();
-  bool cacheable = piece.size() <= kMaxCachedBytes;
-  if (cacheable) {
-    auto it = wc.map.find(piece);
-    if (it != wc.map.end()) {
-      const int32_t* p = wc.ids.data() + it->second.offset;
-      out.insert(out.end(), p, p + it->second.count);
-      return;
-    }
-  }
-  thread_local std::vector<int32_t> ids;
-  ids.clear();
+void Bpe::encode_word(std::string_view piece, bool byte_level, std::vector<int32_t>& ids) const {
   int32_t whole = -1;
   if (ignore_merges_) {
     whole = byte_level ? token_to_id(byte_level::encode(piece)) : token_to_id(piece);
   }
   if (whole >= 0) {
     ids.push_back(whole);
-  } else {
-    initial_symbols(piece, byte_level, ids);
-    if (ids.size() <= kScanLimit) {
-      merge_scan(*merges_, ids);
-    } else {
-      merge_heap(*merges_, ids);
-    }
+    return;
   }
-  out.insert(out.end(), ids.begin(), ids.end());
-  if (cacheable) {
-    if (wc.map.size() >= kCacheCapacity) {
-      wc.map.clear();
-      wc.ids.clear();
+  initial_symbols(piece, byte_level, ids);
+  if (ids.size() <= kScanLimit) {
+    merge_scan(*merges_, ids);
+  } else {
+    merge_heap(*merges_, ids);
+  }
+}
+
+void Bpe::encode(std::string_view text, std::span<const Span> pieces, bool byte_level,
+                 std::vector<int32_t>& out) const {
+  WordCache& wc = cache();
+  thread_local std::vector<int32_t> ids;
+  for (Span span : pieces) {
+    std::string_view piece = text.substr(span.begin, span.end - span.begin);
+    if (piece.empty()) continue;
+    bool cacheable = piece.size() <= kMaxCachedBytes;
+    uint64_t h = 0;
+    if (cacheable) {
+      h = WordCache::hash(piece);
+      if (wc.find(piece, h, out)) continue;
     }
-    wc.map.emplace(std::string(piece), WordCache::Slot{uint32_t(wc.ids.size()),
-                                                       uint32_t(ids.size())});
-    wc.ids.insert(wc.ids.end(), ids.begin(), ids.end());
+    ids.clear();
+    encode_word(piece, byte_level, ids);
+    out.insert(out.end(), ids.begin(), ids.end());
+    if (cacheable) wc.insert(piece, h, ids);
   }
 }
 

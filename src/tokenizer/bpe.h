@@ -4,12 +4,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
+#include "tokenizer/text_span.h"
 
 namespace lowbit {
 
@@ -60,19 +62,21 @@ class Bpe {
   // model this implementation reproduces exactly.
   static Bpe from_json(const nlohmann::json& model, std::string_view label);
 
-  // Appends the ids of one pre-tokenized piece. With `byte_level` the piece is raw bytes and
-  // each byte stands for its byte-level alphabet character.
-  void encode(std::string_view piece, bool byte_level, std::vector<int32_t>& out) const;
+  // Appends the ids of the pre-tokenized pieces of `text`. With `byte_level` the pieces are
+  // raw bytes and each byte stands for its byte-level alphabet character.
+  void encode(std::string_view text, std::span<const Span> pieces, bool byte_level,
+              std::vector<int32_t>& out) const;
 
-  int32_t token_to_id(std::string_view token) const;  // -1 if absent
-  const std::string* id_to_token(int32_t id) const;   // nullptr if no token has this id
+  int32_t token_to_id(std::string_view token) const;   // -1 if absent
+  const std::string* id_to_token(int32_t id) const;    // nullptr if no token has this id
   size_t size() const { return id_to_token_.size(); }  // max id + 1
   size_t count() const { return vocab_->size(); }      // number of entries
   const MergeTable& merges() const { return *merges_; }
 
  private:
-  struct WordCache;
+  class WordCache;
   WordCache& cache() const;
+  void encode_word(std::string_view piece, bool byte_level, std::vector<int32_t>& ids) const;
   void initial_symbols(std::string_view piece, bool byte_level, std::vector<int32_t>& ids) const;
   void add_unknown(std::string_view ch, std::vector<int32_t>& ids, bool& pending_unk) const;
 

@@ -24,7 +24,8 @@ std::vector<std::string> tokens_of(const Tokenizer& t, std::string_view text) {
 
 TEST(Bpe, AppliesMergesByRankNotByPosition) {
   // "abc": (b,c) has the better rank, so "a" + "bc" even though (a,b) comes first.
-  json j = testing::byte_level_tokenizer({"ab", "bc", "abc"}, {{"b", "c"}, {"a", "b"}, {"a", "bc"}});
+  json j =
+      testing::byte_level_tokenizer({"ab", "bc", "abc"}, {{"b", "c"}, {"a", "b"}, {"a", "bc"}});
   Tokenizer t = Tokenizer::from_json(j, nullptr, "tiny");
   EXPECT_EQ(tokens_of(t, "abc"), std::vector<std::string>({"abc"}));
   EXPECT_EQ(tokens_of(t, "ab"), std::vector<std::string>({"ab"}));
@@ -41,7 +42,8 @@ TEST(Bpe, EqualPairsMergeLeftmostFirst) {
 }
 
 TEST(Bpe, LegacyStringMergesGiveTheSameResult) {
-  json pairs = testing::byte_level_tokenizer({"he", "ll", "hell", "o"}, {{"h", "e"}, {"l", "l"}, {"he", "ll"}});
+  json pairs = testing::byte_level_tokenizer({"he", "ll", "hell", "o"},
+                                             {{"h", "e"}, {"l", "l"}, {"he", "ll"}});
   json strings = pairs;
   strings["model"]["merges"] = {"h e", "l l", "he ll"};
   Tokenizer a = Tokenizer::from_json(pairs, nullptr, "pairs");

@@ -3,10 +3,9 @@
 // stream decoder can work token by token. Anything else is rejected at load time.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace lowbit {
 

@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/error.h"
 #include "tokenizer/utf8.h"
@@ -31,9 +32,10 @@ void add_steps(const nlohmann::json& spec, std::string_view label,
   } else if (type == "Lowercase") {
     steps.push_back(Normalizer::Kind::kLowercase);
   } else {
-    fail("{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, "
-         "Lowercase, Sequence)",
-         label, type.empty() ? spec.dump() : type);
+    fail(
+        "{}: normalizer type '{}' is not supported (supported: NFC, NFD, NFKC, NFKD, "
+        "Lowercase, Sequence)",
+        label, type.empty() ? spec.dump() : type);
   }
 }
 
@@ -125,7 +127,15 @@ bool nfc(std::string_view text, std::string& out) {
   for (size_t i = 0; i < text.size();) {
     size_t start = i;
     if (uint8_t(text[i]) < 0x80) {
-      boundary = i++;
+      // Skip ASCII eight bytes at a time; the boundary is the last ASCII byte.
+      while (i + 8 <= text.size()) {
+        uint64_t w;
+        std::memcpy(&w, text.data() + i, 8);
+        if (w & 0x8080808080808080ull) break;
+        i += 8;
+      }
+      while (i < text.size() && uint8_t(text[i]) < 0x80) ++i;
+      boundary = i - 1;
       continue;
     }
     if (!nfc_unstable(utf8::decode(text, i))) {
@@ -200,10 +210,18 @@ bool Normalizer::apply(std::string_view text, std::string& out) const {
       case Kind::kNfc:
         if (!nfc(in, next)) continue;
         break;
-      case Kind::kNfd: next = normalize_form(in, UTF8PROC_DECOMPOSE); break;
-      case Kind::kNfkc: next = normalize_form(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT); break;
-      case Kind::kNfkd: next = normalize_form(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT); break;
-      case Kind::kLowercase: next = lowercase(in); break;
+      case Kind::kNfd:
+        next = normalize_form(in, UTF8PROC_DECOMPOSE);
+        break;
+      case Kind::kNfkc:
+        next = normalize_form(in, UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+        break;
+      case Kind::kNfkd:
+        next = normalize_form(in, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
+        break;
+      case Kind::kLowercase:
+        next = lowercase(in);
+        break;
     }
     current = std::move(next);
     changed = true;

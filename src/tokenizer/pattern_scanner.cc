@@ -16,9 +16,34 @@ constexpr std::string_view kQwen2 =
 // Character classes of the patterns, for one code point.
 enum : uint8_t { kLetter = 1, kNumber = 2, kSpace = 4, kNewline = 8 };
 
+// Class bits for each property byte (category | flags), and for each ASCII code point.
+struct ClassTables {
+  uint8_t by_props[256];
+  uint8_t ascii[128];
+  ClassTables() {
+    for (int p = 0; p < 256; ++p) {
+      uint8_t bits = 0;
+      if (unicode::is_letter(uint8_t(p))) bits |= kLetter;
+      if (unicode::is_number(uint8_t(p))) bits |= kNumber;
+      if (p & unicode::kWhiteSpace) bits |= kSpace;
+      by_props[p] = bits;
+    }
+    const uint8_t* props = unicode::property_table();
+    for (int c = 0; c < 128; ++c) {
+      ascii[c] = by_props[props[c]] | ((c == '\r' || c == '\n') ? kNewline : 0);
+    }
+  }
+};
+
 struct Text {
   std::string_view s;
   const uint8_t* props = unicode::property_table();
+  const ClassTables& classes = tables();
+
+  static const ClassTables& tables() {
+    static const ClassTables t;
+    return t;
+  }
 
   // Class bits of the code point at i, and its length in *len; 0 bits at the end.
   uint8_t at(size_t i, size_t* len) const {
@@ -27,22 +52,14 @@ struct Text {
       return 0;
     }
     uint8_t b = uint8_t(s[i]);
-    char32_t cp;
     if (b < 0x80) {
       *len = 1;
-      cp = b;
-    } else {
-      size_t j = i;
-      cp = utf8::decode(s, j);
-      *len = j - i;
+      return classes.ascii[b];
     }
-    uint8_t p = props[cp];
-    uint8_t bits = 0;
-    if (unicode::is_letter(p)) bits |= kLetter;
-    if (unicode::is_number(p)) bits |= kNumber;
-    if (p & unicode::kWhiteSpace) bits |= kSpace;
-    if (cp == '\r' || cp == '\n') bits |= kNewline;
-    return bits;
+    size_t j = i;
+    char32_t cp = utf8::decode(s, j);
+    *len = j - i;
+    return classes.by_props[props[cp]];
   }
 
   // End of the run of code points, from i, whose class bits satisfy pred.
@@ -89,7 +106,7 @@ size_t space_match(const Text& t, size_t i, bool newline_rule) {
     end += len;
   }
   if (newline_rule && last_newline_end > 0) return last_newline_end;  // \s*[\r\n]+
-  if (end == t.s.size()) return end;                                   // \s+(?!\S) at the end
+  if (end == t.s.size()) return end;                                  // \s+(?!\S) at the end
   if (last_char > i) return last_char;  // \s+(?!\S): leave the last space to the next word
   return end;                           // \s+
 }
@@ -157,9 +174,15 @@ void PatternScanner::find_all(std::string_view subject, std::vector<RegexMatch>&
   for (size_t i = 0; i < subject.size();) {
     size_t end;
     switch (kind_) {
-      case Kind::kGpt2: end = gpt2_match(t, i); break;
-      case Kind::kLlama3: end = llama3_match(t, i, 3); break;
-      case Kind::kQwen2: end = llama3_match(t, i, 1); break;
+      case Kind::kGpt2:
+        end = gpt2_match(t, i);
+        break;
+      case Kind::kLlama3:
+        end = llama3_match(t, i, 3);
+        break;
+      case Kind::kQwen2:
+        end = llama3_match(t, i, 1);
+        break;
     }
     out.push_back({i, end});
     i = end;

@@ -46,9 +46,10 @@ void add(const nlohmann::json& spec, std::string_view label, PostProcessor& out)
     out.suffix.insert(out.suffix.end(), after.begin(), after.end());
     return;
   }
-  fail("{}: post_processor type '{}' is not supported (supported: TemplateProcessing, "
-       "RobertaProcessing, BertProcessing, ByteLevel, Sequence)",
-       label, type.empty() ? spec.dump() : type);
+  fail(
+      "{}: post_processor type '{}' is not supported (supported: TemplateProcessing, "
+      "RobertaProcessing, BertProcessing, ByteLevel, Sequence)",
+      label, type.empty() ? spec.dump() : type);
 }
 
 }  // namespace

@@ -1,8 +1,7 @@
 #include "tokenizer/pre_tokenizer.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "tokenizer/regex.h"
@@ -85,12 +84,31 @@ void tile(const Regex& regex, std::string_view text, Span piece, bool invert,
   if (prev != piece.end) ranges.push_back({prev, piece.end, invert});
 }
 
+// Isolated without invert keeps every match and every gap: no need for the general path.
+void split_isolated(const Regex& regex, std::string_view text, Span piece, std::vector<Span>& out) {
+  thread_local std::vector<RegexMatch> matches;
+  matches.clear();
+  regex.find_all(text.substr(piece.begin, piece.end - piece.begin), matches);
+  uint32_t prev = piece.begin;
+  for (const RegexMatch& m : matches) {
+    uint32_t b = piece.begin + uint32_t(m.begin), e = piece.begin + uint32_t(m.end);
+    if (prev != b) out.push_back({prev, b});
+    if (e != b) out.push_back({b, e});
+    prev = e;
+  }
+  if (prev != piece.end) out.push_back({prev, piece.end});
+}
+
 class SplitStep final : public PreTokenizerStep {
  public:
   SplitStep(Regex regex, SplitBehavior behavior, bool invert)
       : regex_(std::move(regex)), behavior_(behavior), invert_(invert) {}
 
   void split(std::string_view text, Span piece, std::vector<Span>& out) const override {
+    if (behavior_ == SplitBehavior::kIsolated && !invert_) {
+      split_isolated(regex_, text, piece, out);
+      return;
+    }
     thread_local std::vector<MatchedRange> ranges;
     tile(regex_, text, piece, invert_, ranges);
     apply_behavior(ranges, behavior_, out);
@@ -137,17 +155,14 @@ constexpr std::string_view kGpt2Pattern =
 class ByteLevelStep final : public PreTokenizerStep {
  public:
   explicit ByteLevelStep(bool use_regex, std::string_view label)
-      : use_regex_(use_regex),
-        regex_(Regex::from_oniguruma(kGpt2Pattern, label)) {}
+      : use_regex_(use_regex), regex_(Regex::from_oniguruma(kGpt2Pattern, label)) {}
 
   void split(std::string_view text, Span piece, std::vector<Span>& out) const override {
     if (!use_regex_) {
       if (piece.end > piece.begin) out.push_back(piece);
       return;
     }
-    thread_local std::vector<MatchedRange> ranges;
-    tile(regex_, text, piece, false, ranges);
-    apply_behavior(ranges, SplitBehavior::kIsolated, out);
+    split_isolated(regex_, text, piece, out);
   }
 
  private:
@@ -167,7 +182,6 @@ SplitBehavior parse_behavior(const nlohmann::json& j, std::string_view label) {
 
 struct Builder {
   std::string_view label;
-  PreTokenizer* out;
   std::vector<std::shared_ptr<const PreTokenizerStep>>* steps;
   bool* byte_level;
   bool* add_prefix_space;
@@ -186,9 +200,9 @@ struct Builder {
       Regex regex = pattern.contains("Regex")
                         ? Regex::from_oniguruma(pattern["Regex"].get<std::string>(), label)
                         : Regex::literal(pattern.at("String").get<std::string>(), label);
-      steps->push_back(std::make_shared<SplitStep>(
-          std::move(regex), parse_behavior(spec.at("behavior"), label),
-          spec.value("invert", false)));
+      steps->push_back(std::make_shared<SplitStep>(std::move(regex),
+                                                   parse_behavior(spec.at("behavior"), label),
+                                                   spec.value("invert", false)));
     } else if (type == "Digits") {
       steps->push_back(std::make_shared<DigitsStep>(spec.value("individual_digits", false)));
     } else if (type == "ByteLevel") {
@@ -197,9 +211,10 @@ struct Builder {
       *prefix_step = steps->size();
       steps->push_back(std::make_shared<ByteLevelStep>(spec.value("use_regex", true), label));
     } else {
-      fail("{}: pre_tokenizer type '{}' is not supported (supported: Split, ByteLevel, Digits, "
-           "Sequence)",
-           label, type.empty() ? spec.dump() : type);
+      fail(
+          "{}: pre_tokenizer type '{}' is not supported (supported: Split, ByteLevel, Digits, "
+          "Sequence)",
+          label, type.empty() ? spec.dump() : type);
     }
   }
 };
@@ -209,7 +224,7 @@ struct Builder {
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& spec, std::string_view label) {
   PreTokenizer p;
   if (spec.is_null()) return p;
-  Builder b{label, &p, &p.steps_, &p.byte_level_, &p.add_prefix_space_, &p.prefix_step_};
+  Builder b{label, &p.steps_, &p.byte_level_, &p.add_prefix_space_, &p.prefix_step_};
   b.add(spec);
   return p;
 }

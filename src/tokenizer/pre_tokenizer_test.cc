@@ -23,7 +23,9 @@ std::vector<std::string> run(const json& spec, std::string_view text) {
 }
 
 json split(const std::string& behavior, bool invert = false) {
-  return {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior},
+  return {{"type", "Split"},
+          {"pattern", {{"String", "-"}}},
+          {"behavior", behavior},
           {"invert", invert}};
 }
 

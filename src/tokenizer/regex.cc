@@ -1,14 +1,15 @@
 #include "tokenizer/regex.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <fmt/format.h>
+#include <pcre2.h>
 
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "core/error.h"
+#include "tokenizer/pattern_scanner.h"
 #include "tokenizer/unicode_data.h"
 #include "tokenizer/utf8.h"
 
@@ -80,19 +81,23 @@ struct Translator {
     if (i + 1 >= p.size()) unsupported(p, i, "trailing backslash");
     char c = p[i + 1];
     switch (c) {
-      case 's': case 'S':
+      case 's':
+      case 'S':
         emit_set(0, unicode::kWhiteSpace, c == 'S');
         i += 2;
         return;
-      case 'w': case 'W':
+      case 'w':
+      case 'W':
         emit_set(0, unicode::kWord, c == 'W');
         i += 2;
         return;
-      case 'd': case 'D':
+      case 'd':
+      case 'D':
         emit_set(0, unicode::kDigit, c == 'D');
         i += 2;
         return;
-      case 'h': case 'H':  // Oniguruma: hexadecimal digit
+      case 'h':
+      case 'H':  // Oniguruma: hexadecimal digit
         if (class_depth > 0 && c == 'h') {
           out += "0-9a-fA-F";
         } else if (class_depth > 0) {
@@ -102,7 +107,8 @@ struct Translator {
         }
         i += 2;
         return;
-      case 'p': case 'P':
+      case 'p':
+      case 'P':
         property(c == 'P');
         return;
       case 'u': {
@@ -196,13 +202,14 @@ std::string translate_oniguruma(std::string_view pattern) {
 struct Regex::Code {
   pcre2_code* code = nullptr;
   bool jit = false;
+  std::optional<PatternScanner> scanner;
   ~Code() { pcre2_code_free(code); }
 };
 
 namespace {
 
-std::shared_ptr<const Regex::Code> compile(const std::string& pcre_pattern,
-                                           std::string_view shown, std::string_view label);
+std::shared_ptr<const Regex::Code> compile(const std::string& pcre_pattern, std::string_view shown,
+                                           std::string_view label);
 
 // Per-thread match state: the match data holds only the whole-match pair (capture groups
 // are not used), and a JIT stack large enough for long runs of lookahead alternatives.
@@ -220,14 +227,19 @@ struct MatchState {
 
 }  // namespace
 
-Regex Regex::from_oniguruma(std::string_view pattern, std::string_view label) {
+Regex Regex::from_oniguruma(std::string_view pattern, std::string_view label, bool allow_scanner) {
   std::string translated;
   try {
     translated = translate_oniguruma(pattern);
   } catch (const Error& e) {
     fail("{}: {}", label, e.what());
   }
-  return Regex(compile(translated, pattern, label));
+  auto code = compile(translated, pattern, label);
+  if (allow_scanner) {
+    auto with_scanner = std::const_pointer_cast<Regex::Code>(code);
+    with_scanner->scanner = PatternScanner::for_pattern(pattern);
+  }
+  return Regex(std::move(code));
 }
 
 Regex Regex::literal(std::string_view text, std::string_view label) {
@@ -247,19 +259,18 @@ Regex Regex::literal(std::string_view text, std::string_view label) {
 
 namespace {
 
-std::shared_ptr<const Regex::Code> compile(const std::string& pcre_pattern,
-                                           std::string_view shown, std::string_view label) {
+std::shared_ptr<const Regex::Code> compile(const std::string& pcre_pattern, std::string_view shown,
+                                           std::string_view label) {
   int error = 0;
   PCRE2_SIZE offset = 0;
   auto code = std::make_shared<Regex::Code>();
-  code->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre_pattern.data()),
-                             pcre_pattern.size(), PCRE2_UTF | PCRE2_UCP, &error, &offset,
-                             nullptr);
+  code->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre_pattern.data()), pcre_pattern.size(),
+                             PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
   if (code->code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    fail("{}: cannot compile regex '{}': {} (at offset {} of the translated pattern)", label,
-         shown, reinterpret_cast<const char*>(message), offset);
+    fail("{}: cannot compile regex '{}': {} (at offset {} of the translated pattern)", label, shown,
+         reinterpret_cast<const char*>(message), offset);
   }
   code->jit = pcre2_jit_compile(code->code, PCRE2_JIT_COMPLETE) == 0;
   return code;
@@ -268,6 +279,10 @@ std::shared_ptr<const Regex::Code> compile(const std::string& pcre_pattern,
 }  // namespace
 
 void Regex::find_all(std::string_view subject, std::vector<RegexMatch>& out) const {
+  if (code_->scanner) {
+    code_->scanner->find_all(subject, out);
+    return;
+  }
   thread_local MatchState state;
   const auto* s = reinterpret_cast<PCRE2_SPTR>(subject.data());
   size_t n = subject.size();

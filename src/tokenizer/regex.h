@@ -20,7 +20,10 @@ struct RegexMatch {
 class Regex {
  public:
   // `pattern` in Oniguruma syntax; throws Error (naming `label`) if it cannot be compiled.
-  static Regex from_oniguruma(std::string_view pattern, std::string_view label);
+  // The common GPT-2/Llama 3/Qwen2 patterns run on a PatternScanner unless `allow_scanner`
+  // is false (tests compare the two).
+  static Regex from_oniguruma(std::string_view pattern, std::string_view label,
+                              bool allow_scanner = true);
   // Matches `text` literally.
   static Regex literal(std::string_view text, std::string_view label);
 
@@ -28,7 +31,7 @@ class Regex {
   // an empty match right where the previous match ended is skipped.
   void find_all(std::string_view subject, std::vector<RegexMatch>& out) const;
 
- struct Code;  // compiled PCRE2 code, opaque outside regex.cc
+  struct Code;  // compiled PCRE2 code, opaque outside regex.cc
 
  private:
   explicit Regex(std::shared_ptr<const Code> code) : code_(std::move(code)) {}

@@ -4,10 +4,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tokenizer/byte_level.h"
 
@@ -15,8 +14,9 @@ namespace lowbit::testing {
 
 // A byte-level BPE tokenizer.json whose vocab is the 256 byte characters (ids 0..255) plus
 // `extra` tokens (ids 256...), with `merges` as [left, right] pairs in rank order.
-inline nlohmann::json byte_level_tokenizer(const std::vector<std::string>& extra,
-                                           const std::vector<std::pair<std::string, std::string>>& merges) {
+inline nlohmann::json byte_level_tokenizer(
+    const std::vector<std::string>& extra,
+    const std::vector<std::pair<std::string, std::string>>& merges) {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_level::byte_to_string(uint8_t(b))] = b;
   int id = 256;
@@ -27,12 +27,14 @@ inline nlohmann::json byte_level_tokenizer(const std::vector<std::string>& extra
       {"version", "1.0"},
       {"added_tokens", nlohmann::json::array()},
       {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
       {"post_processor", nullptr},
       {"decoder", {{"type", "ByteLevel"}}},
       {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"vocab", vocab},
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"vocab", vocab},
         {"merges", m}}},
   };
 }

@@ -2,9 +2,9 @@
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "tokenizer/added_tokens.h"
@@ -25,13 +25,13 @@ struct TokenizerImpl {
   Bpe bpe;
   Decoder decoder;
   PostProcessor post_processor;
-  std::vector<AddedToken> added;          // by id, with the ids HF assigns
+  std::vector<AddedToken> added;                         // by id, with the ids HF assigns
   std::unordered_map<std::string, int32_t> added_id_of;  // content -> id
-  AddedTokenMatcher raw_matcher;          // normalized == false: matched on the input
-  AddedTokenMatcher normalized_matcher;   // normalized == true: matched after normalization
-  std::vector<int32_t> added_index;       // id -> index into `added`, or -1
-  std::vector<std::string> decode_form;   // id -> string given to the decoder for added ids
-  std::vector<bool> special;              // id -> special
+  AddedTokenMatcher raw_matcher;         // normalized == false: matched on the input
+  AddedTokenMatcher normalized_matcher;  // normalized == true: matched after normalization
+  std::vector<int32_t> added_index;      // id -> index into `added`, or -1
+  std::vector<std::string> decode_form;  // id -> string given to the decoder for added ids
+  std::vector<bool> special;             // id -> special
   size_t vocab_size = 0;
   std::optional<int32_t> bos, eos;
   bool add_bos = false, add_eos = false;
@@ -47,8 +47,7 @@ void TokenizerImpl::encode_pieces(std::string_view text, std::vector<int32_t>& o
   thread_local std::vector<Span> pieces;
   thread_local std::string storage;
   std::string_view view = pre_tokenizer.run(text, storage, pieces);
-  bool byte_level = pre_tokenizer.byte_level();
-  for (Span s : pieces) bpe.encode(view.substr(s.begin, s.end - s.begin), byte_level, out);
+  bpe.encode(view, pieces, pre_tokenizer.byte_level(), out);
 }
 
 void TokenizerImpl::encode_plain(std::string_view text, std::vector<int32_t>& out) const {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/error.h"
 #include "tokenizer/test_util.h"
 #include "tokenizer/utf8.h"
@@ -44,25 +46,32 @@ TEST(Tokenizer, UnsupportedComponentsAreErrors) {
   j["model"]["dropout"] = 0.1;
   expect_rejected(j, "dropout");
   j = base;
-  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "[a&&b]"}}},
-                        {"behavior", "Isolated"}, {"invert", false}};
+  j["pre_tokenizer"] = {{"type", "Split"},
+                        {"pattern", {{"Regex", "[a&&b]"}}},
+                        {"behavior", "Isolated"},
+                        {"invert", false}};
   expect_rejected(j, "&&");
 }
 
 TEST(Tokenizer, InvalidUtf8IsRepairedBeforeTokenizing) {
   Tokenizer t = Tokenizer::from_json(testing::byte_level_tokenizer({}, {}), nullptr, "tiny");
-  EXPECT_EQ(t.encode("a\xE4\xB8" "b"), t.encode("a\xEF\xBF\xBD" "b"));
+  EXPECT_EQ(t.encode("a\xE4\xB8"
+                     "b"),
+            t.encode("a\xEF\xBF\xBD"
+                     "b"));
   EXPECT_EQ(t.decode(t.encode("a\xFF")), "a\xEF\xBF\xBD");
 }
 
 TEST(Tokenizer, AddedTokensSpecialFlagsAndPostProcessor) {
   json j = testing::byte_level_tokenizer({}, {});
-  j["added_tokens"] = {{{"id", 256}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
-                       {{"id", 257}, {"content", "<x>"}, {"special", false}, {"normalized", false}}};
+  j["added_tokens"] = {
+      {{"id", 256}, {"content", "<s>"}, {"special", true}, {"normalized", false}},
+      {{"id", 257}, {"content", "<x>"}, {"special", false}, {"normalized", false}}};
   j["post_processor"] = {
       {"type", "TemplateProcessing"},
-      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"single",
+       {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {256}}, {"tokens", {"<s>"}}}}}}};
   json config = {{"bos_token", "<s>"}, {"eos_token", {{"content", "<x>"}}}};
   Tokenizer t = Tokenizer::from_json(j, &config, "tiny");
@@ -121,14 +130,33 @@ TEST(StreamDecoder, Qwen3) {
   expect_stream_matches(t, t.encode(std::string("<|im_start|>") + kMultiByte + "<|im_end|>"));
 }
 
+TEST(Tokenizer, ConcurrentEncodesAgree) {
+  // Caches and scratch buffers are per thread; one Tokenizer serves many threads.
+  json j =
+      testing::byte_level_tokenizer({"ab", "abc", " a"}, {{"a", "b"}, {"ab", "c"}, {" ", "a"}});
+  Tokenizer t = Tokenizer::from_json(j, nullptr, "tiny");
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += "abc ab a" + std::to_string(i) + " ";
+  std::vector<int32_t> expected = t.encode(text);
+  std::vector<std::vector<int32_t>> got(4);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (int r = 0; r < 5; ++r) got[k] = t.encode(text);
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& g : got) EXPECT_EQ(g, expected);
+}
+
 TEST(Tokenizer, Qwen3Basics) {
   auto dir = testing::qwen3_dir();
   if (dir.empty()) GTEST_SKIP() << "Qwen3 tokenizer not found (set LOWBIT_QWEN3_TOKENIZER_DIR)";
   Tokenizer t = Tokenizer::from_dir(dir);
   // Reference ids from HF tokenizers 0.23.3.
   EXPECT_EQ(t.encode("Hello world! <|im_start|>user\nI'LL test 12345"),
-            std::vector<int32_t>({9707, 1879, 0, 220, 151644, 872, 198, 40, 6, 4086, 1273, 220,
-                                  16, 17, 18, 19, 20}));
+            std::vector<int32_t>({9707, 1879, 0, 220, 151644, 872, 198, 40, 6, 4086, 1273, 220, 16,
+                                  17, 18, 19, 20}));
   EXPECT_EQ(t.vocab_size(), 151669u);
   EXPECT_EQ(t.eos_id(), 151645);
   EXPECT_FALSE(t.bos_id().has_value());

@@ -5,7 +5,8 @@
 //     {"op":"decode","ids":[...],"skip_special_tokens":false}             -> {"text":"..."}
 //     {"op":"stream","ids":[...],"skip_special_tokens":false}  -> {"pieces":[...]}
 //     {"op":"info"} -> {"vocab_size":N,"bos":id|null,"eos":id|null}
-//   tokenizer_tool DIR bench FILE [REPS]   encode FILE REPS times, print MB/s as JSON
+//   tokenizer_tool DIR bench FILE [REPS [paragraphs]]   encode FILE REPS times (as one string,
+//       or paragraph by paragraph, cut after each "\n\n"), print MB/s as JSON
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -67,22 +68,33 @@ int serve(const lowbit::Tokenizer& tok) {
   return 0;
 }
 
-int bench(const lowbit::Tokenizer& tok, const std::string& file, int reps) {
+int bench(const lowbit::Tokenizer& tok, const std::string& file, int reps, bool paragraphs) {
   std::ifstream in(file, std::ios::binary);
   if (!in) lowbit::fail("cannot open {}", file);
   std::stringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
+  std::vector<std::string_view> parts;
+  if (paragraphs) {
+    for (size_t start = 0; start < text.size();) {
+      size_t cut = text.find("\n\n", start);
+      size_t end = cut == std::string::npos ? text.size() : cut + 2;
+      parts.push_back(std::string_view(text).substr(start, end - start));
+      start = end;
+    }
+  } else {
+    parts.push_back(text);
+  }
   json rates = json::array();
   size_t tokens = 0;
   for (int r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    tokens = tok.encode(text).size();
+    tokens = 0;
+    for (std::string_view part : parts) tokens += tok.encode(part).size();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rates.push_back(double(text.size()) / 1e6 / s);
   }
-  std::cout << json{{"bytes", text.size()}, {"tokens", tokens}, {"mb_per_s", rates}}.dump()
-            << '\n';
+  std::cout << json{{"bytes", text.size()}, {"tokens", tokens}, {"mb_per_s", rates}}.dump() << '\n';
   return 0;
 }
 
@@ -99,7 +111,8 @@ int main(int argc, char** argv) {
     double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (argc >= 4 && std::string(argv[2]) == "bench") {
       std::cerr << "load " << load << " s\n";
-      return bench(tok, argv[3], argc >= 5 ? std::stoi(argv[4]) : 5);
+      return bench(tok, argv[3], argc >= 5 ? std::stoi(argv[4]) : 5,
+                   argc >= 6 && std::string(argv[5]) == "paragraphs");
     }
     return serve(tok);
   } catch (const std::exception& e) {

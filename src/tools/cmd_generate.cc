@@ -1,5 +1,7 @@
 // lowbit generate: one completion, streamed to stdout, with prefill/decode speed on stderr
 // (or one JSON object with --json).
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -16,6 +18,13 @@ struct GenerateArgs {
   std::string prompt, messages, prompt_ids;
   bool no_thinking = false, json = false;
 };
+
+// Peak resident set of the process so far (weights are mmap'd, so it counts touched pages).
+double peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
@@ -62,6 +71,7 @@ int run(const GenerateArgs& a) {
           {"decode_steps", r.decode_steps},
           {"decode_tokens_per_s", decode_tps}}},
         {"threads", s.pool().size()},
+        {"peak_rss_mib", peak_rss_mib()},
     };
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {

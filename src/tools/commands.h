@@ -12,5 +12,6 @@ using CommandFn = std::function<int()>;
 CommandFn add_generate_command(CLI::App& app);
 CommandFn add_chat_command(CLI::App& app);
 CommandFn add_tokenize_command(CLI::App& app);
+CommandFn add_eval_command(CLI::App& app);
 
 }  // namespace lowbit

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add(lowbit::add_generate_command, "generate", "Generate text from a prompt, a chat or token ids");
   add(lowbit::add_chat_command, "chat", "Interactive chat through the model's chat template");
   add(lowbit::add_tokenize_command, "tokenize", "Print token ids of stdin text, or render a chat");
+  add(lowbit::add_eval_command, "eval", "Perplexity (ppl) and KL divergence from a base model (kld) on a text");
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub)();

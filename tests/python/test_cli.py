@@ -57,7 +57,11 @@ def test_generate_greedy_matches_transformers(smollm2_dir, hf):
     want_prompt = list(want_prompt["input_ids"] if hasattr(want_prompt, "keys") else want_prompt)
     assert out["prompt_token_ids"] == want_prompt
     with torch.no_grad():
-        g = model.generate(torch.tensor([want_prompt]), max_new_tokens=24, do_sample=False, eos_token_id=None)
+        # An explicit all-ones mask: without it, generate() infers one from pad_token_id (2, which is
+        # also <|im_end|>) once eos_token_id is None, and masks the prompt's <|im_end|> tokens.
+        ids = torch.tensor([want_prompt])
+        g = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False,
+                           eos_token_id=None)
     assert out["output_token_ids"] == g[0, len(want_prompt):].tolist()
     assert out["text"] == tok.decode(out["output_token_ids"], skip_special_tokens=True)
     assert out["finish_reason"] == "length"

@@ -2,7 +2,7 @@
 
 Drives the C++ test tool (src/tokenizer/tokenizer_tool, found in $LOWBIT_BUILD_DIR,
 default /work/main/build) over JSON lines, for the Qwen3 and SmolLM2 tokenizers, on the
-deterministic strings of tokenizer_cases.py. Invalid UTF-8 is compared against HF on
+deterministic strings of test_tokenizer_cases.py. Invalid UTF-8 is compared against HF on
 bytes.decode("utf-8", "replace"), which is lowbit's documented behaviour.
 """
 import json
@@ -16,7 +16,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import tokenizer_cases  # noqa: E402
+import test_tokenizer_cases as tokenizer_cases  # noqa: E402
 
 tokenizers = pytest.importorskip("tokenizers")
 

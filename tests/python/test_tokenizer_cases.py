@@ -1,4 +1,4 @@
-"""Deterministic test strings for the tokenizer oracle test and benchmark.
+"""Deterministic test strings for the tokenizer oracle test and benchmark (no tests here).
 
 cases(seed) returns (name, bytes) pairs: valid UTF-8 text of many kinds, and some invalid
 byte strings (the tokenizer repairs those like bytes.decode("utf-8", "replace")).
