@@ -226,6 +226,13 @@ def build_tokenizer(gguf: Path, reader, out: Path, max_len: int) -> None:
         raise SystemExit(f"unexpected tokenizer (pre={pre!r}, pre_tokenizer={bl}); converter needs review")
     tj["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
         {"type": "Digits", "individual_digits": True}, bl]}
+    # A byte-level BPE decodes with ByteLevel alone and has no normalizer (as SmolLM2's own
+    # tokenizer.json). Some transformers versions (5.17) emit a SentencePiece-style decoder
+    # chain (ByteFallback, Fuse, Replace ▁, ByteLevel) and an empty normalizer Sequence: the
+    # extra steps are no-ops on this vocabulary, so write the plain form.
+    tj["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    if tj.get("normalizer") in ({"type": "Sequence", "normalizers": []},):
+        tj["normalizer"] = None
     tj_path.write_text(json.dumps(tj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     # Vocab and merges must be the GGUF's, id for id.
@@ -242,8 +249,19 @@ def build_tokenizer(gguf: Path, reader, out: Path, max_len: int) -> None:
         raise SystemExit("GGUF has no tokenizer.chat_template")
     tc_path = out / "tokenizer_config.json"
     tc = json.loads(tc_path.read_text(encoding="utf-8"))
-    for k in ("is_local", "local_files_only", "name_or_path"):
+    # Drop loader bookkeeping and the *_token_id copies (5.17 writes a wrong eos_token_id); the
+    # token strings below are the single source.
+    for k in ("is_local", "local_files_only", "name_or_path", "bos_token_id", "eos_token_id", "pad_token_id",
+              "unk_token_id", "model_type", "legacy"):
         tc.pop(k, None)
+    # Special tokens straight from the GGUF metadata: transformers versions disagree on what
+    # their GGUF tokenizer loader fills in (5.17 sets eos to <|im_start|>).
+    specials = {"bos_token": "tokenizer.ggml.bos_token_id", "eos_token": "tokenizer.ggml.eos_token_id",
+                "pad_token": "tokenizer.ggml.padding_token_id", "unk_token": "tokenizer.ggml.unknown_token_id"}
+    for key, gguf_key in specials.items():
+        tid = field(reader, gguf_key)
+        if tid is not None:
+            tc[key] = tokens[int(tid)]
     tc.update({
         "model_max_length": max_len,
         "add_bos_token": bool(field(reader, "tokenizer.ggml.add_bos_token", False)),
@@ -275,7 +293,8 @@ def verify(out: Path, cfg, sd: dict, template: str, sample: bool) -> str:
     tok = AutoTokenizer.from_pretrained(str(out))
     assert tok.chat_template == template, "chat template not preserved"
     assert tok.convert_tokens_to_ids("<|im_start|>") == 1 == c["bos_token_id"] == tok.bos_token_id
-    assert tok.convert_tokens_to_ids("<|im_end|>") == 2 == c["eos_token_id"] == tok.eos_token_id
+    assert tok.convert_tokens_to_ids("<|im_end|>") == 2 == c["eos_token_id"] == tok.eos_token_id, (
+        tok.convert_tokens_to_ids("<|im_end|>"), c["eos_token_id"], tok.eos_token_id, tok.eos_token)
     samples = ["Hello, world!", "  leading spaces and\ttabs\nnewlines\n\n", "The year 2024 had 366 days.",
                "naïve café – “quotes” 東京 😀", "def f(x):\n    return x**2  # sq", "<|im_start|>user\nhi<|im_end|>"]
     for s in samples:
