@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/prepare_default_model.sh
 bash scripts/build.sh build
+# The real Qwen3 tokenizer for the tests, from the repo's compressed copy (no ../shared needed).
+.venv/bin/python tools/prepare/qwen3_tokenizer.py --unpack build/qwen3-tokenizer > /dev/null
+export LOWBIT_QWEN3_TOKENIZER_DIR=$PWD/build/qwen3-tokenizer
 
 # Sanitizers: AddressSanitizer + UBSan over the C++ unit tests (the Python oracle tests need
 # the Release build's speed, and the fuzz target has its own sanitizers).
