@@ -81,9 +81,9 @@ GenerationRequest ModelSession::make_request(std::vector<int32_t> prompt, const 
   r.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : gen.max_new_tokens.value_or(256);
   r.stop_strings = o.stop;
   r.stop_token_ids = o.stop_token_ids;
-  if (auto eos = tokenizer_.eos_id()) r.stop_token_ids.push_back(*eos);
   r.ignore_eos = o.ignore_eos;
-  if (r.ignore_eos) r.stop_token_ids = o.stop_token_ids;
+  // The tokenizer's eos joins the config's eos ids (which the generator adds) unless ignored.
+  if (auto eos = tokenizer_.eos_id(); eos && !r.ignore_eos) r.stop_token_ids.push_back(*eos);
   return r;
 }
 
