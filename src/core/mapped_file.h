@@ -34,4 +34,8 @@ namespace lowbit {
 // Faults in the pages of [data, data+bytes) (readahead hint, then one read per page), so load
 // time is paid at load and not by the first token.
 void prefault(const void* data, size_t bytes);
+// Drops the whole pages inside [data, data+bytes) of a read-only file mapping from the
+// resident set (MADV_DONTNEED): after a weight has been repacked its source pages are dead
+// weight in RSS. Touching them again re-reads the file, so this never changes results.
+void release_pages(const void* data, size_t bytes);
 }  // namespace lowbit

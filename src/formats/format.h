@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "io/model_config.h"
@@ -40,6 +42,10 @@ std::unique_ptr<Format> make_hf_float_format(const Checkpoint& checkpoint);
 std::unique_ptr<Format> make_msmodelslim_format(const Checkpoint& checkpoint);
 // config.json quantization_config with quant_method "compressed-tensors".
 std::unique_ptr<Format> make_compressed_tensors_format(const Checkpoint& checkpoint, const ModelConfig& config);
+// Online quantization of a float checkpoint's linear layers at load: `method` is one of
+// online_quantization_methods() (w8a8_int8, w4a8, w4a4, w4a16, mxfp8, mxfp4, w4a8_mxfp).
+std::unique_ptr<Format> make_online_quant_format(std::unique_ptr<Format> base, std::string_view method);
+std::vector<std::pair<std::string, std::string>> online_quantization_methods();  // (name, description)
 // config.json quantization_config with quant_method "awq" (AutoAWQ GEMM).
 std::unique_ptr<Format> make_awq_format(const Checkpoint& checkpoint, const ModelConfig& config);
 

@@ -74,6 +74,9 @@ class MsModelSlimFormat final : public Format {
   LinearTensors read_dynamic(LayerReader& r, bool has_bias, bool int4) const;
   LinearTensors read_w4a8(LayerReader& r, bool has_bias) const;
   LinearTensors read_mx(LayerReader& r, bool has_bias, bool fp4) const;
+  // The W4A8 group size: the JSON's `group_size`, or, in older files that do not write it,
+  // K divided by the columns of weight_scale_second (which must divide evenly).
+  int64_t group_size_for(const LayerReader& r, int64_t k) const;
 
   const Checkpoint& ckpt_;
   std::string label_;         // path of the description file, for messages
@@ -178,7 +181,9 @@ SchemeSpec MsModelSlimFormat::spec_for(const std::string& prefix) const {
       w.bits = 4;
       if (ckpt_.has(prefix + ".weight_scale_second")) {
         w.granularity = Granularity::Group;  // per-channel scale × per-group scale_second
-        w.group_size = group_size_;
+        LayerReader r(ckpt_, prefix, s.origin);
+        const TensorView wt = r.get("weight");
+        w.group_size = group_size_for(r, wt.shape.size() == 2 ? wt.shape[1] : 0);
       }
       a.granularity = Granularity::Token;
       a.dynamic = true;
@@ -279,15 +284,32 @@ LinearTensors MsModelSlimFormat::read_w4a8(LayerReader& r, bool has_bias) const 
   t.extra["weight_scale"] = scale;
   t.extra["weight_zero"] = r.get("weight_offset", kFloatTypes, {n, 1});
   if (r.has("weight_scale_second")) {
-    if (group_size_ <= 0 || k % group_size_ != 0)
-      fail("{}: field 'group_size' = {} does not divide K = {} of per-group layer '{}'", label_, group_size_, k,
-           r.prefix());
-    t.extra["weight_scale_second"] = r.get("weight_scale_second", kFloatTypes, {n, k / group_size_});
-    t.extra["weight_zero_second"] = r.get("weight_offset_second", kFloatTypes, {n, k / group_size_});
+    const int64_t g = group_size_for(r, k);
+    t.extra["weight_scale_second"] = r.get("weight_scale_second", kFloatTypes, {n, k / g});
+    // Real msmodelslim writes these (all-zero) offsets as I64; older files as floats.
+    t.extra["weight_zero_second"] =
+        r.get("weight_offset_second", {DType::BF16, DType::F16, DType::F32, DType::I64, DType::I32, DType::I8},
+              {n, k / g});
   }
   // scale_bias (8·Σ_k w·s, an NPU-kernel artefact) is deliberately not read.
   if (has_bias) t.bias = r.get("bias", kFloatTypes, {n});
   return t;
+}
+
+int64_t MsModelSlimFormat::group_size_for(const LayerReader& r, int64_t k) const {
+  if (group_size_ > 0) {
+    if (k % group_size_ != 0)
+      fail("{}: field 'group_size' = {} does not divide K = {} of per-group layer '{}'", label_, group_size_, k,
+           r.prefix());
+    return group_size_;
+  }
+  const TensorView s = r.get("weight_scale_second", kFloatTypes);
+  if (s.shape.size() != 2 || s.shape[1] <= 0 || k <= 0 || k % s.shape[1] != 0)
+    r.fail_tensor("weight_scale_second",
+                  fmt::format("shape {}: without a 'group_size' in {} the group size is K / columns, and K = {} "
+                              "is not a multiple of the columns",
+                              formats::shape_string(s.shape), label_, k));
+  return k / s.shape[1];
 }
 
 LinearTensors MsModelSlimFormat::read_mx(LayerReader& r, bool has_bias, bool fp4) const {

@@ -249,12 +249,24 @@ TEST(MsModelSlim, MxKNotMultipleOf32) {
   expect_error([&] { b.detect()->tensors_for(P, false); }, {P + ".weight", "K = 40 is not a multiple"});
 }
 
-TEST(MsModelSlim, PerGroupNeedsGroupSize) {
-  CheckpointBuilder b;
-  start(b, true, 0);
-  add_layer(b, P, "W4A8_DYNAMIC", true, 32);
-  b.write();
-  expect_error([&] { b.detect()->tensors_for(P, false); }, {"quant_model_description.json", "'group_size' = 0"});
+// Files that do not write `group_size` (msmodelslim's older safe_tensor saver) imply it by
+// weight_scale_second's columns; a global group_size that does not divide K is an error.
+TEST(MsModelSlim, PerGroupSizeFromJsonOrScaleSecond) {
+  {
+    CheckpointBuilder b;
+    start(b, true, 0);
+    add_layer(b, P, "W4A8_DYNAMIC", true, 32);
+    b.write();
+    EXPECT_EQ(b.detect()->spec_for(P).weight.group_size, 32);
+    EXPECT_EQ(b.detect()->tensors_for(P, false).find("weight_scale_second")->shape, (std::vector<int64_t>{N, K / 32}));
+  }
+  {
+    CheckpointBuilder b;
+    start(b, true, 48);
+    add_layer(b, P, "W4A8_DYNAMIC", true, 32);
+    b.write();
+    expect_error([&] { b.detect()->tensors_for(P, false); }, {"quant_model_description.json", "'group_size' = 48"});
+  }
 }
 
 TEST(MsModelSlim, FusedQkvMustShareType) {

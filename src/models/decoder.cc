@@ -51,10 +51,12 @@ DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> check
 
 DecoderModel::~DecoderModel() = default;
 
-std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress) {
+std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress,
+                                                 std::string_view quantization) {
   ModelConfig config = load_model_config(dir);
   auto checkpoint = std::make_unique<Checkpoint>(dir);
   auto format = detect_format(*checkpoint, config);
+  if (!quantization.empty()) format = make_online_quant_format(std::move(format), quantization);
   std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
   model->load_layers(*format, progress);
   return model;
@@ -72,7 +74,19 @@ void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
   auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias) {
     LinearTensors t = format.tensors_for(prefix, bias);
     prefault(t.weight.data, t.weight.nbytes());
-    return make_linear(format.spec_for(prefix), t, {in, out}, cpu);
+    std::unique_ptr<LinearMethod> method;
+    try {
+      method = make_linear(format.spec_for(prefix), t, {in, out}, cpu);
+    } catch (const Error& e) {
+      // Schemes name the layer and tensor; the file is known here.
+      const std::string file = checkpoint_->has(t.weight.name) ? checkpoint_->file_of(t.weight.name) : "";
+      if (file.empty()) throw;
+      fail("{}: {}", (checkpoint_->dir() / file).string(), e.what());
+    }
+    // A quantized scheme keeps its own packed copy: the checkpoint's pages would otherwise stay
+    // resident beside it (the second copy of every weight that streaming load must avoid).
+    if (!method->reads_checkpoint_in_place()) release_pages(t.weight.data, t.weight.nbytes());
+    return method;
   };
   embed_tokens_ = checkpoint_->get("model.embed_tokens.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h});
   layers_.resize(size_t(c.num_hidden_layers));
@@ -121,6 +135,22 @@ size_t DecoderModel::weight_bytes() const {
       total += (*m)->weight_bytes();
   if (!config_.tie_word_embeddings) total += lm_head_->weight_bytes();
   return total;
+}
+
+void DecoderModel::for_each_linear(
+    const std::function<void(const std::string& prefix, std::unique_ptr<LinearMethod>&)>& fn) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer& L = layers_[i];
+    fn(p + "self_attn.q_proj", L.q_proj);
+    fn(p + "self_attn.k_proj", L.k_proj);
+    fn(p + "self_attn.v_proj", L.v_proj);
+    fn(p + "self_attn.o_proj", L.o_proj);
+    fn(p + "mlp.gate_proj", L.gate_proj);
+    fn(p + "mlp.up_proj", L.up_proj);
+    fn(p + "mlp.down_proj", L.down_proj);
+  }
+  fn("lm_head", lm_head_);
 }
 
 KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity) const {

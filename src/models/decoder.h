@@ -40,7 +40,10 @@ using LoadProgress = std::function<void(int64_t, int64_t)>;
 class DecoderModel {
  public:
   // Reads DIR/config.json, opens the checkpoint, detects its format and builds every layer.
-  static std::unique_ptr<DecoderModel> load(const std::filesystem::path& dir, LoadProgress progress = {});
+  // A non-empty `quantization` (e.g. "w8a8_int8", see online_quantization_methods()) quantizes
+  // a float checkpoint's linear layers at load.
+  static std::unique_ptr<DecoderModel> load(const std::filesystem::path& dir, LoadProgress progress = {},
+                                            std::string_view quantization = {});
   ~DecoderModel();
 
   const ModelConfig& config() const { return config_; }
@@ -54,6 +57,11 @@ class DecoderModel {
   // order, one row per token if all_logits, else one row (its last token); rows are
   // vocab_size floats. `logits` is resized (grown only) by the call.
   void forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits);
+
+  // Every linear layer with its checkpoint prefix ("model.layers.0.self_attn.q_proj", ...,
+  // "lm_head"), replaceable in place: lets a tool wrap a layer, e.g. the quantizer's
+  // calibration observer.
+  void for_each_linear(const std::function<void(const std::string& prefix, std::unique_ptr<LinearMethod>&)>& fn);
 
  private:
   struct Layer;

@@ -41,6 +41,8 @@ class Generator {
   Generator(DecoderModel& model, const Tokenizer& tokenizer, ThreadPool& pool, int64_t prefill_chunk = 512);
   GenerationResult generate(const GenerationRequest& request,
                             const std::function<void(std::string_view)>& on_text = {});
+  // Bytes of KV cache currently allocated (grown in quanta as requests need it).
+  size_t cache_bytes() const { return cache_ ? cache_->bytes() : 0; }
 
  private:
   void ensure_capacity(int64_t tokens);

@@ -21,6 +21,7 @@ class FloatLinear final : public LinearMethod {
   int64_t out_features() const override { return shape_.out_features; }
   size_t weight_bytes() const override { return weight_.nbytes(); }
   std::string describe() const override;
+  bool reads_checkpoint_in_place() const override { return true; }
 
  private:
   TensorView weight_;

@@ -19,6 +19,9 @@ class LinearMethod {
   virtual int64_t out_features() const = 0;
   // Bytes of weight data this layer reads per forward (for memory reports and rooflines).
   virtual size_t weight_bytes() const = 0;
+  // True when apply() reads the checkpoint's weight bytes in place (FLOAT); false when the
+  // scheme made its own packed copy at load, so the loader can drop the source pages.
+  virtual bool reads_checkpoint_in_place() const { return false; }
   // "FLOAT bf16 via gemm_bf16_f32_avx512", for logs.
   virtual std::string describe() const = 0;
 };

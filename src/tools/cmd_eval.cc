@@ -21,6 +21,7 @@
 #include "runtime/kl_divergence.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/commands.h"
+#include "tools/model_session.h"
 #include "tools/progress_bar.h"
 
 namespace lowbit {
@@ -29,6 +30,7 @@ namespace {
 
 struct EvalArgs {
   std::filesystem::path model_path, base_model_path, base_file, save_base, text;
+  std::string quantization;  // online quantization of --model-path only (never of the base)
   int64_t ctx = 512, max_tokens = 0;
   int threads = 0;
   bool json = false, quiet = false;
@@ -37,10 +39,12 @@ struct EvalArgs {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::unique_ptr<DecoderModel> load_model(const std::filesystem::path& dir, const EvalArgs& a) {
+std::unique_ptr<DecoderModel> load_model(const std::filesystem::path& dir, const EvalArgs& a,
+                                         std::string_view quantization = {}) {
   const auto t0 = Clock::now();
   ProgressBar bar("loading", !a.quiet && ::isatty(STDERR_FILENO));
-  auto m = DecoderModel::load(dir, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); });
+  auto m = DecoderModel::load(
+      dir, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, quantization);
   bar.finish();
   if (!a.quiet)
     std::fprintf(stderr, "loaded %s in %.2f s: %s; %.1f MiB of weights\n", dir.c_str(), seconds_since(t0),
@@ -121,7 +125,7 @@ int run_ppl(const EvalArgs& a) {
   ThreadPool pool(a.threads);
   const EvalWindows windows = make_windows(a, a.model_path, nullptr);
   const auto t_load = Clock::now();
-  auto model = load_model(a.model_path, a);
+  auto model = load_model(a.model_path, a, a.quantization);
   const double load_s = seconds_since(t_load);
   WindowRunner runner(*model, pool, windows.ctx());
   EvalStats stats;
@@ -181,7 +185,7 @@ int run_kld(const EvalArgs& a) {
           "--max-tokens",
           a.base_file.string(), h.windows, h.ctx, windows.count(), windows.ctx());
   }
-  if (have_quant) quant_model = load_model(a.model_path, a);
+  if (have_quant) quant_model = load_model(a.model_path, a, a.quantization);
   const double load_s = seconds_since(t_load);
   const int64_t vocab = base_model ? base_model->config().vocab_size : int64_t(base_file->header().vocab);
   if (quant_model && quant_model->config().vocab_size != vocab)
@@ -310,6 +314,7 @@ void add_common_options(CLI::App& cmd, EvalArgs& a) {
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--threads,-t", a.threads, "Worker threads (default: all hardware threads)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--quantization", a.quantization, online_quantization_help() + "\n(kld: applies to --model-path only)");
   cmd.add_flag("--json", a.json, "Print one JSON object instead of a table");
   cmd.add_flag("--quiet,-q", a.quiet, "No load or progress lines on stderr");
 }

@@ -72,6 +72,9 @@ int run(const GenerateArgs& a) {
           {"decode_tokens_per_s", decode_tps}}},
         {"threads", s.pool().size()},
         {"peak_rss_mib", peak_rss_mib()},
+        {"weight_mib", double(s.model().weight_bytes()) / (1 << 20)},
+        {"kv_cache_mib", double(s.generator().cache_bytes()) / (1 << 20)},
+        {"model", s.model().describe()},
     };
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   add(lowbit::add_chat_command, "chat", "Interactive chat through the model's chat template");
   add(lowbit::add_tokenize_command, "tokenize", "Print token ids of stdin text, or render a chat");
   add(lowbit::add_eval_command, "eval", "Perplexity (ppl) and KL divergence from a base model (kld) on a text");
+  add(lowbit::add_quantize_command, "quantize",
+      "Convert a float checkpoint to msmodelslim, compressed-tensors or AWQ, with an error report");
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub)();

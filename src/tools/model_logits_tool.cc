@@ -3,7 +3,8 @@
 //
 //   model_logits_tool MODEL_DIR SPEC.json OUT.safetensors
 // SPEC: {"mode": "separate"|"ragged", "threads": 2, "greedy_steps": 32,
-//        "sequences": [{"prompt": [ids], "forced": [ids], "chunks": [sizes]}]}
+//        "sequences": [{"prompt": [ids], "forced": [ids], "chunks": [sizes]}],
+//        "quantization": "w8a8_int8"}   (optional: online quantization at load)
 // Output per sequence i:
 //   seq{i}.prompt_logits [T, V]   logits at every prompt position
 //   seq{i}.decode_logits [S, V]   S = len(forced)+1: row 0 is the last prompt position's, row
@@ -133,7 +134,7 @@ int main_impl(int argc, char** argv) {
   std::ifstream spec_in(argv[2]);
   const auto spec = nlohmann::json::parse(spec_in);
   ThreadPool pool(spec.value("threads", 2));
-  auto model = DecoderModel::load(argv[1]);
+  auto model = DecoderModel::load(argv[1], {}, spec.value("quantization", std::string()));
   const int64_t V = model->config().vocab_size;
   std::vector<Seq> seqs;
   for (const auto& js : spec.at("sequences")) {

@@ -8,15 +8,23 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "formats/format.h"
 #include "tools/progress_bar.h"
 
 namespace lowbit {
+
+std::string online_quantization_help() {
+  std::string help = "Quantize a float checkpoint's linear layers at load (embeddings, norms, lm_head stay float):";
+  for (const auto& [name, what] : online_quantization_methods()) help += "\n  " + name + ": " + what;
+  return help;
+}
 
 void add_load_options(CLI::App& app, LoadOptions& o) {
   app.add_option("--model-path,-m", o.model_path, "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
       ->required()
       ->check(CLI::ExistingDirectory);
   app.add_option("--threads,-t", o.threads, "Worker threads (default: all hardware threads)")->check(CLI::NonNegativeNumber);
+  app.add_option("--quantization", o.quantization, online_quantization_help());
   app.add_flag("--quiet,-q", o.quiet, "No load progress or timing lines on stderr");
 }
 
@@ -44,7 +52,8 @@ ModelSession::ModelSession(const LoadOptions& o)
     if (cfg.is_object() && cfg.contains("chat_template")) chat_template_.emplace(ChatTemplate::from_tokenizer_config(tc));
   }
   ProgressBar bar("loading", !o.quiet && ::isatty(STDERR_FILENO));
-  model_ = DecoderModel::load(o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); });
+  model_ = DecoderModel::load(
+      o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, o.quantization);
   bar.finish();
   generator_ = std::make_unique<Generator>(*model_, tokenizer_, pool_);
   load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -23,8 +23,11 @@ struct LoadOptions {
   std::filesystem::path model_path;
   int threads = 0;  // 0: all hardware threads
   bool quiet = false;
+  std::string quantization;  // online quantization method, empty: as the checkpoint is
 };
 void add_load_options(CLI::App& app, LoadOptions& o);
+// The --quantization option's help text: every online method with its description.
+std::string online_quantization_help();
 
 struct SamplingOptions {
   int64_t max_new_tokens = -1;  // -1: generation_config's max_new_tokens, else 256

@@ -23,37 +23,11 @@ from safetensors import safe_open  # noqa: E402
 
 TOOL = BUILD / "src" / "formats" / "format_tool"
 
-# One writer script, run in a fresh process per scheme: llm-compressor keeps global session
-# state, and a crash in one scheme must not hide the others.
-WRITER = r'''
-import sys, torch
-from pathlib import Path
-from datasets import Dataset
-from transformers import AutoModelForCausalLM
-from llmcompressor import oneshot
-from llmcompressor.modifiers.quantization import QuantizationModifier
-from compressed_tensors.quantization import QuantizationScheme, QuantizationArgs as A
-base, out, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
-custom = {
-    "W4A16_G32": dict(weights=A(num_bits=4, type="int", symmetric=True, strategy="group", group_size=32)),
-    "W4A16_ASYM_G32": dict(weights=A(num_bits=4, type="int", symmetric=False, strategy="group", group_size=32)),
-    "W4A16_CHANNEL": dict(weights=A(num_bits=4, type="int", symmetric=True, strategy="channel")),
-    "W8A8_STATIC_ASYM": dict(weights=A(num_bits=8, type="int", symmetric=True, strategy="channel"),
-                             input_activations=A(num_bits=8, type="int", symmetric=False, strategy="tensor",
-                                                 dynamic=False)),
-}
-if name in custom:
-    mod = QuantizationModifier(config_groups={"group_0": QuantizationScheme(targets=["Linear"], **custom[name])},
-                               ignore=["lm_head", "re:.*mlp\\.down_proj$"] if name == "W4A16_G32" else ["lm_head"])
-else:
-    mod = QuantizationModifier(targets="Linear", scheme=name, ignore=["lm_head"])
-g = torch.Generator().manual_seed(0)
-ds = Dataset.from_dict({"input_ids": torch.randint(0, 1024, (4, 16), generator=g).tolist(),
-                        "attention_mask": [[1] * 16] * 4})
-oneshot(model=model, recipe=mod, dataset=ds, num_calibration_samples=4, max_seq_length=16)
-model.save_pretrained(out, save_compressed=True)
-'''
+# The writer is tools/prepare/llmcompressor_quantize.py (oneshot + QuantizationModifier), run in a
+# fresh process per scheme: llm-compressor keeps global session state, and a crash in one scheme
+# must not hide the others. W4A16_G32 also leaves every down_proj in float by regex.
+WRITER = REPO / "tools" / "prepare" / "llmcompressor_quantize.py"
+IGNORE = {"W4A16_G32": ["lm_head", "re:.*mlp\\.down_proj$"]}
 
 # scheme -> expected SchemeKind name (scheme_kind_name) for targeted layers.
 SCHEMES = {
@@ -90,7 +64,8 @@ def quantized(base_model, tmp_path_factory):
         if name not in cache:
             out = tmp_path_factory.mktemp("ct") / name
             env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
-            run([sys.executable, "-c", WRITER, base_model, out, name], env=env)
+            run([sys.executable, WRITER, "--model", base_model, "--out", out, "--scheme", name,
+                 "--ignore", *IGNORE.get(name, ["lm_head"])], env=env)
             cache[name] = out
         return cache[name]
 

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/float_gemm.h"
+#include "kernels/quant_gemm.h"
 #include "kernels/vec_ops.h"
 
 namespace lowbit {
@@ -34,6 +35,15 @@ const FloatGemmKernel& pick_float_gemm(DType wtype, const CpuFeatures& cpu) {
   if (all.empty()) fail("no float GEMM kernel for weight dtype {}", dtype_name(wtype));
   return *all.front();
 }
+
+std::vector<const QuantGemmKernels*> quant_gemm_kernels(const CpuFeatures& cpu) {
+  std::vector<const QuantGemmKernels*> out;
+  for (const QuantGemmKernels* k : {&kQuantGemmAvx512, &kQuantGemmPortable})
+    if (int(k->isa) <= int(cpu.max_isa())) out.push_back(k);
+  return out;
+}
+
+const QuantGemmKernels& pick_quant_gemm(const CpuFeatures& cpu) { return *quant_gemm_kernels(cpu).front(); }
 
 const VecOps& vec_ops() {
   static const VecOps& ops = [] () -> const VecOps& {

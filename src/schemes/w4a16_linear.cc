@@ -1,0 +1,140 @@
+#include "schemes/w4a16_linear.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/int4_packing.h"
+#include "core/thread_pool.h"
+#include "kernels/reference/quantize_ref.h"
+#include "schemes/scheme_util.h"
+
+namespace lowbit {
+
+using namespace schemes;
+
+namespace {
+// The order that makes g_idx groups contiguous; each group must hold `group` columns (the
+// last may be short), as GPTQ's actorder writes them.
+std::vector<int32_t> group_permutation(const TensorCheck& c, const TensorView& g_idx, int64_t k, int64_t group) {
+  std::vector<int32_t> idx(static_cast<size_t>(k));
+  std::memcpy(idx.data(), g_idx.data, size_t(k) * 4);
+  std::vector<int32_t> perm(static_cast<size_t>(k));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) { return idx[size_t(a)] < idx[size_t(b)]; });
+  for (int64_t p = 0; p < k; ++p)
+    if (idx[size_t(perm[size_t(p)])] != p / group)
+      c.fail_tensor(g_idx, fmt::format("group {} does not hold exactly {} columns (column {} is in group {})",
+                                       p / group, group, perm[size_t(p)], idx[size_t(perm[size_t(p)])]));
+  return perm;
+}
+}  // namespace
+
+W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearShape shape, const CpuFeatures& cpu)
+    : PackedLinear(shape, cpu), spec_(spec) {
+  const int64_t n = shape.out_features, k = shape.in_features;
+  const TensorCheck c(t, "W4A16 from " + spec.origin);
+  codes_ = PackedCodes(4, n, k);
+  const bool grouped = spec.weight.granularity == Granularity::Group;
+  group_ = grouped ? spec.weight.group_size : codes_.k_pad();
+  if (group_ <= 0 || group_ % codes_.k_step() != 0)
+    c.fail_layer(fmt::format("group size {} must be a positive multiple of {}", group_, codes_.k_step()));
+  const int64_t groups = grouped ? (k + group_ - 1) / group_ : 1;
+  scale_ = TiledParams(n, groups);
+  std::vector<uint8_t> bytes(static_cast<size_t>(k));
+  online_ = is_float_dtype(t.weight.dtype);
+  if (online_) {
+    c.check(t.weight, kFloatDTypes, {{n, k}});
+    lut_ = code_table(CodeTable::Int4Signed);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t r = 0; r < n; ++r) {
+      float_row(t.weight, r, k, row.data());
+      IntWeightQuant q = quantize_weight_sym(row.data(), 1, k, 4, grouped ? group_ : 0, IntScaleRule::QMax);
+      for (int64_t i = 0; i < k; ++i) bytes[size_t(i)] = uint8_t(q.q[size_t(i)]) & 0xF;
+      codes_.set_row(r, bytes.data());
+      for (int64_t j = 0; j < groups; ++j) scale_.set(r, j, q.scale[size_t(j)]);
+    }
+    bias_ = bias_vector(c, n);
+    return;
+  }
+  const bool awq = spec.encoding == WeightEncoding::Int4AwqGemm;
+  if (!awq && spec.encoding != WeightEncoding::Int4PackedInt32K)
+    c.fail_layer("weights must be AWQ GEMM or pack-quantized int4");
+  lut_ = code_table(awq ? CodeTable::Int4Unsigned : CodeTable::Int4Signed);
+  const CodeRows rows(c, t.weight, spec.encoding, n, k);
+  if (spec.has_g_idx) {
+    if (!grouped) c.fail_layer("g_idx needs group quantization");
+    perm_ = group_permutation(c, c.role("weight_g_idx", {DType::I32}, {{k}}), k, group_);
+  }
+  std::vector<uint8_t> permuted(static_cast<size_t>(k));
+  for (int64_t r = 0; r < n; ++r) {
+    rows.row(r, bytes.data());
+    if (!perm_.empty()) {
+      for (int64_t p = 0; p < k; ++p) permuted[size_t(p)] = bytes[size_t(perm_[size_t(p)])];
+      codes_.set_row(r, permuted.data());
+    } else {
+      codes_.set_row(r, bytes.data());
+    }
+  }
+  // Scales: [N, G] (pack-quantized) or transposed [G, N] (AWQ).
+  const TensorView& sv = awq ? c.role("weight_scale", kFloatDTypes, {{groups, n}})
+                             : c.role("weight_scale", kFloatDTypes, {{n, groups}});
+  const std::vector<float> s = to_f32(sv);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < groups; ++j) scale_.set(r, j, awq ? s[size_t(j * n + r)] : s[size_t(r * groups + j)]);
+  const bool asym = awq || !spec.weight.symmetric;
+  if (asym) {
+    const TensorView& zv = c.role("weight_zero", {DType::I32});
+    std::vector<float> z(size_t(n * groups));
+    try {
+      if (awq) {
+        std::vector<uint8_t> u(z.size());
+        unpack_awq_zeros(zv, n, groups, u.data());
+        std::copy(u.begin(), u.end(), z.begin());
+      } else {
+        std::vector<int8_t> sz(z.size());
+        unpack_int4_zero_points_n(zv, n, groups, sz.data());
+        std::copy(sz.begin(), sz.end(), z.begin());
+      }
+    } catch (const Error& e) {
+      c.fail_tensor(zv, e.what());
+    }
+    zero_ = TiledParams(z.data(), n, groups);
+  }
+  bias_ = bias_vector(c, n);
+}
+
+void W4A16Linear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
+  const int64_t k = shape_.in_features, kp = codes_.k_pad();
+  float* xp = scratch_f32(0, size_t(m * kp));
+  if (perm_.empty()) {
+    copy_padded(x, ldx, m, k, kp, xp);
+  } else {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t p = 0; p < k; ++p) xp[i * kp + p] = x[i * ldx + perm_[size_t(p)]];
+      std::fill(xp + i * kp + k, xp + (i + 1) * kp, 0.0f);
+    }
+  }
+  CodeGemmArgs a;
+  a.x = xp;
+  a.ldx = kp;
+  a.lut = lut_;
+  a.group = group_;
+  a.scale = &scale_;
+  a.zero = zero_.empty() ? nullptr : &zero_;
+  run(a, m, y, ldy, pool);
+}
+
+size_t W4A16Linear::weight_bytes() const {
+  return codes_.bytes() + scale_.bytes() + zero_.bytes() + bias_.bytes() + perm_.size() * 4;
+}
+
+std::string W4A16Linear::describe() const {
+  return fmt::format("W4A16 group {}{}{} via {}", group_, zero_.empty() ? " symmetric" : " with zero points",
+                     online_ ? ", quantized at load" : "", kernel_name());
+}
+
+}  // namespace lowbit

@@ -1,0 +1,31 @@
+// W4A16: int4 weights with a scale per group of K (or per channel) and, when asymmetric, a
+// zero point per group; activations stay float. w[n, k] = (q − z[n, g(k)]) · s[n, g(k)].
+// Stored as compressed-tensors pack-quantized (signed codes, zero points packed along N,
+// optional actorder g_idx), AutoAWQ GEMM (unsigned codes, transposed scales and zeros), or
+// quantized at load from a float checkpoint (symmetric, QMax rule, group 128 by default).
+// With g_idx, K is permuted at load so that every group is contiguous, and activations are
+// gathered in that order at run time (vLLM's Marlin does the same).
+#pragma once
+
+#include "schemes/packed_linear.h"
+
+namespace lowbit {
+
+class W4A16Linear final : public PackedLinear {
+ public:
+  W4A16Linear(const SchemeSpec& spec, const LinearTensors& tensors, LinearShape shape, const CpuFeatures& cpu);
+
+  void apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const override;
+  size_t weight_bytes() const override;
+  std::string describe() const override;
+
+ private:
+  SchemeSpec spec_;
+  int64_t group_ = 0;  // K per scale; k_pad when per channel
+  bool online_ = false;
+  const float* lut_ = nullptr;
+  TiledParams scale_, zero_;
+  std::vector<int32_t> perm_;  // g_idx order: packed column p holds input column perm_[p]
+};
+
+}  // namespace lowbit
