@@ -90,8 +90,21 @@ AWQ = ["G128", "G64"]
 # The real SmolLM2-135M (Llama, 30 layers, K = 576 / 1536: group 128 does not divide 576, so
 # W4A16 uses group 32), calibrated on the repo's eval text.
 SMOLLM2 = ["W8A8", "W4A16_G32"]
-CASES = [f"ct/{s}" for s in CT] + [f"ms/{s}" for s in MS] + [f"awq/{s}" for s in AWQ] + [f"smollm2/{s}" for s in SMOLLM2]
-WEIGHT_ONLY = {"ct/W4A16", "ct/W4A16_ASYM", "ct/W4A16_GPTQ", "awq/G128", "awq/G64", "smollm2/W4A16_G32"}
+# The round trip: the same base model written by `lowbit quantize` (format-scheme), checked
+# against the same reference as the files the upstream tools write.
+LBQ = {
+    "ct-W8A8_STATIC_ASYM": ["--format", "compressed-tensors", "--scheme", "W8A8_STATIC_ASYM"],
+    "ct-W4A16_ASYM": ["--format", "compressed-tensors", "--scheme", "W4A16_ASYM"],
+    "ct-FP8": ["--format", "compressed-tensors", "--scheme", "FP8"],
+    "ms-W8A8": ["--format", "msmodelslim", "--scheme", "W8A8"],
+    "ms-W4A8_GROUP": ["--format", "msmodelslim", "--scheme", "W4A8_DYNAMIC", "--group-size", "64"],
+    "ms-W4A4_MXFP4": ["--format", "msmodelslim", "--scheme", "W4A4_MXFP4"],
+    "awq-W4A16": ["--format", "awq", "--scheme", "W4A16"],
+}
+CASES = [f"ct/{s}" for s in CT] + [f"ms/{s}" for s in MS] + [f"awq/{s}" for s in AWQ] + \
+        [f"smollm2/{s}" for s in SMOLLM2] + [f"lbq/{s}" for s in LBQ]
+WEIGHT_ONLY = {"ct/W4A16", "ct/W4A16_ASYM", "ct/W4A16_GPTQ", "awq/G128", "awq/G64", "smollm2/W4A16_G32",
+               "lbq/ct-W4A16_ASYM", "lbq/awq-W4A16"}
 SMOLLM2_DIR = Path(os.environ.get("LOWBIT_SMOLLM2_DIR", REPO / "models" / "smollm2-135m-instruct"))
 CALIB_TEXT = REPO / "data" / "eval" / "austen-pride-and-prejudice.txt"
 
@@ -157,6 +170,14 @@ def checkpoint(case: str) -> Path:
                        lambda d: run([PY, script, "--model", SMOLLM2_DIR, "--out", d, *args],
                                      env=dict(os.environ, TOKENIZERS_PARALLELISM="false")))
     base = base_model()
+    if fmt == "lbq":
+        lowbit = BUILD / "lowbit"
+        ids = CACHE / "calib_ids.json"
+        ids.parent.mkdir(parents=True, exist_ok=True)
+        ids.write_text(json.dumps([(i * 37 + 11) % VOCAB for i in range(512)]))
+        args = LBQ[scheme] + ["--calib-ids", ids, "--calib-seq-len", "128", "--threads", "2", "-q"]
+        return _cached(case, _key(lowbit, base.name, *args),
+                       lambda d: run([lowbit, "quantize", "-m", base, "-o", d, *args]))
     if fmt == "ct":
         script = PREPARE / "llmcompressor_quantize.py"
         args = ["--scheme", "W4A16", "--gptq", "--seq-len", "64"] if scheme == "W4A16_GPTQ" else ["--scheme", scheme]
@@ -258,7 +279,7 @@ def test_decoded_weights_are_close_to_the_float_model(case):
         assert rel <= bound, f"{case} {p}: relative error {rel:.3f} > {bound}"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("ct/", "smollm2/"))])
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("ct/", "smollm2/", "lbq/ct-"))])
 def test_compressed_tensors_decoder_matches_library(case):
     """Our decoding of compressed-tensors files equals the library's own decompression
     (transformers + compressed-tensors, run_compressed=False) exactly, after rounding ours to the
