@@ -65,7 +65,7 @@ ms-w8a8-static msmodelslim W8A8 --calib models/kld/calib-tail.txt --calib-tokens
 awq-w4a16-g32 awq W4A16 --group-size 32
 LIST
 while read -r name scheme extra; do
-  [[ "llmc $name" =~ $only ]] || continue
+  [[ "llm-compressor $name" =~ $only ]] || continue
   prepare_llmc "$name" "$scheme" $extra
   eval_one "llm-compressor $name" "$work/$name"
 done <<'LIST'

@@ -35,11 +35,15 @@ Tolerances (scale = max |logit| of the reference, ~15 here):
   scale (FP8_DYNAMIC) and 1.6e-2 (W8A8_DYNAMIC). Most schemes measure ~5e-7 (no flip at all in
   these prompts), W8A8_DYNAMIC 1.1e-2, FP8 1.2e-3, FP8_DYNAMIC 7.4e-2 with top-1 0.969. So:
     median |dlogit| <= 5e-4 x scale   flips touch some rows, not the typical logit: measured
-                                      <= 4e-5. This is the bound that catches systematic
+                                      <= 3e-7 over ten sequences (with only two, one early flip
+                                      in the 40-token one once moved FP8_DYNAMIC's median to
+                                      2.9e-3). This is the bound that catches systematic
                                       mistakes: leaving activations unquantized gives a median of
                                       4e-3 (int8) to 7e-2 (int4), see the guard test;
     max |dlogit| <= 0.15 x scale      ~2x the worst measured (7.4e-2, a flip in FP8_DYNAMIC); a
                                       wrong scale, zero point, sign or packing gives ~1 x scale;
+                                      0.5 for W4A4_DYNAMIC, whose int4 activation flip is a 1/7
+                                      step (measured 0.40);
     top-1 agreement >= 90%            measured >= 96.9%.
   SmolLM2 W8A8 (30 layers, activations with outliers in the hundreds, so per-token int8 steps
   are coarse, so flips are frequent): the reference against itself (fp32 vs fp64
@@ -108,7 +112,10 @@ WEIGHT_ONLY = {"ct/W4A16", "ct/W4A16_ASYM", "ct/W4A16_GPTQ", "awq/G128", "awq/G6
 SMOLLM2_DIR = Path(os.environ.get("LOWBIT_SMOLLM2_DIR", REPO / "models" / "smollm2-135m-instruct"))
 CALIB_TEXT = REPO / "data" / "eval" / "austen-pride-and-prejudice.txt"
 
-PROMPT_LENGTHS, FORCED = [7, 40], 8
+# Two longer prompts and eight short ones: an activation-rounding flip (see the docstring)
+# spoils only the rest of its own sequence, so with ten sequences most rows are flip-free and
+# the median is stable; with two, one early flip in the long one moved it past the bound.
+PROMPT_LENGTHS, FORCED = [7, 40] + [12] * 8, 8
 
 
 def _key(*parts) -> str:
@@ -238,13 +245,17 @@ def within_bounds(case, st):
         bound = 1e-3 if case.startswith("smollm2/") else 1e-4  # 30 layers: test_forward_oracle's fp32 bound
         if st["max"] > bound:
             bad.append(f"max |dlogit| {st['max']:.3g} x scale > {bound}")
+    elif case.startswith("smollm2/"):  # flips everywhere: see "SmolLM2 W8A8" in the docstring
+        if st["max"] > 0.3:
+            bad.append(f"max |dlogit| {st['max']:.3g} x scale > 0.3")
+        if st["median"] > 0.03:
+            bad.append(f"median |dlogit| {st['median']:.3g} x scale > 0.03")
     else:
-        real = case.startswith("smollm2/")  # flips everywhere: see "SmolLM2 W8A8" in the docstring
-        max_bound, median_bound = (0.3, 0.03) if real else (0.15, 5e-4)
+        max_bound = 0.5 if "W4A4_DYNAMIC" in case else 0.15  # an int4 activation flip is a 1/7 step
         if st["max"] > max_bound:
             bad.append(f"max |dlogit| {st['max']:.3g} x scale > {max_bound}")
-        if st["median"] > median_bound:
-            bad.append(f"median |dlogit| {st['median']:.3g} x scale > {median_bound}")
+        if st["median"] > 5e-4:
+            bad.append(f"median |dlogit| {st['median']:.3g} x scale > 5e-4")
     top1_bound = 0.75 if case == "smollm2/W8A8" else 0.9
     if st["top1"] < top1_bound:
         bad.append(f"top-1 agreement {st['top1']:.3f} < {top1_bound}")
