@@ -22,15 +22,24 @@ ObservingLinear::ObservingLinear(std::unique_ptr<LinearMethod> inner, LayerCalib
 
 void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
   const int64_t k = stats_.k;
+  float call_min = std::numeric_limits<float>::infinity(), call_max = -call_min;
   for (int64_t r = 0; r < m; ++r) {
     const float* row = x + r * ldx;
     for (int64_t i = 0; i < k; ++i) {
-      stats_.min = std::min(stats_.min, row[i]);
-      stats_.max = std::max(stats_.max, row[i]);
+      call_min = std::min(call_min, row[i]);
+      call_max = std::max(call_max, row[i]);
     }
     if (stats_.rows_seen % stride_ == 0 && stats_.sample_rows() < max_rows_)
       stats_.sample.insert(stats_.sample.end(), row, row + k);
     ++stats_.rows_seen;
+  }
+  if (m > 0) {
+    stats_.min = std::min(stats_.min, call_min);
+    stats_.max = std::max(stats_.max, call_max);
+    constexpr float kAveraging = 0.01f;  // llm-compressor MinMaxObserver's averaging_constant
+    stats_.ema_min = stats_.calls ? stats_.ema_min + kAveraging * (call_min - stats_.ema_min) : call_min;
+    stats_.ema_max = stats_.calls ? stats_.ema_max + kAveraging * (call_max - stats_.ema_max) : call_max;
+    ++stats_.calls;
   }
   inner_->apply(x, ldx, m, y, ldy, pool);
 }

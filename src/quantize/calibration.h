@@ -20,6 +20,11 @@ namespace lowbit::quantize {
 struct LayerCalib {
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
+  // llm-compressor's default static-activation observer ("minmax"): per forward call (one
+  // calibration sequence) its min and max, averaged as ema += 0.01·(call − ema), the first call
+  // taken as is. compressed-tensors static scales come from this, as llm-compressor's do.
+  float ema_min = 0, ema_max = 0;
+  int64_t calls = 0;
   int64_t rows_seen = 0;
   int64_t k = 0;
   std::vector<float> sample;  // sample_rows() rows of k floats

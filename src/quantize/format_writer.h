@@ -43,7 +43,8 @@ struct LinearInput {
   DType dtype = DType::BF16;  // the checkpoint weight's dtype
   std::optional<TensorView> bias;
   // Calibrated per-tensor input range (static schemes); nullopt without calibration.
-  std::optional<std::pair<float, float>> input_range;
+  std::optional<std::pair<float, float>> input_range;      // absolute min/max (msmodelslim)
+  std::optional<std::pair<float, float>> input_range_ema;  // moving average (compressed-tensors)
 };
 
 // y[m, N] = x[m, K] · Ŵᵀ computed the way the scheme runs (activations quantized as at run
