@@ -36,10 +36,9 @@ void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, in
   if (m > 0) {
     stats_.min = std::min(stats_.min, call_min);
     stats_.max = std::max(stats_.max, call_max);
-    constexpr float kAveraging = 0.01f;  // llm-compressor MinMaxObserver's averaging_constant
-    stats_.ema_min = stats_.calls ? stats_.ema_min + kAveraging * (call_min - stats_.ema_min) : call_min;
-    stats_.ema_max = stats_.calls ? stats_.ema_max + kAveraging * (call_max - stats_.ema_max) : call_max;
     ++stats_.calls;
+    stats_.mean_min += (call_min - stats_.mean_min) / float(stats_.calls);
+    stats_.mean_max += (call_max - stats_.mean_max) / float(stats_.calls);
   }
   inner_->apply(x, ldx, m, y, ldy, pool);
 }

@@ -20,10 +20,13 @@ namespace lowbit::quantize {
 struct LayerCalib {
   float min = std::numeric_limits<float>::infinity();
   float max = -std::numeric_limits<float>::infinity();
-  // llm-compressor's default static-activation observer ("minmax"): per forward call (one
-  // calibration sequence) its min and max, averaged as ema += 0.01·(call − ema), the first call
-  // taken as is. compressed-tensors static scales come from this, as llm-compressor's do.
-  float ema_min = 0, ema_max = 0;
+  // Per forward call (one calibration sequence) its min and max, averaged over the calls:
+  // compressed-tensors static scales come from this. llm-compressor's default observer is a
+  // moving average (0.01) dominated by whichever shuffled sample comes first; the plain mean
+  // does not depend on the order and measured better (KLD on SmolLM2 W8A8_STATIC: 0.702 vs
+  // 0.719 for llm-compressor, 0.768 with its moving average over our order, 0.838 with the
+  // absolute min/max). msmodelslim W8A8 keeps the absolute min/max, as its writer does.
+  float mean_min = 0, mean_max = 0;
   int64_t calls = 0;
   int64_t rows_seen = 0;
   int64_t k = 0;

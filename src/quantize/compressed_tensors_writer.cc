@@ -201,8 +201,8 @@ QuantizedLinear CompressedTensorsWriter::quantize(const LinearInput& in) const {
         gemm_w8a8_dynamic_ref({m, n, k}, x, q->q.data(), q->scale.data(), y);
       };
     } else {
-      if (!in.input_range_ema) fail("{}: {} needs calibration: pass --calib", p, s);
-      const CtActQParams a = ct_static_act_qparams(in.input_range_ema->first, in.input_range_ema->second, false,
+      if (!in.input_range_mean) fail("{}: {} needs calibration: pass --calib", p, s);
+      const CtActQParams a = ct_static_act_qparams(in.input_range_mean->first, in.input_range_mean->second, false,
                                                    s == "W8A8_STATIC", cd);
       r.tensors.push_back(make_float_out(p + ".input_scale", dtype_, {1}, {a.scale}));
       if (s == "W8A8_STATIC_ASYM")
@@ -229,9 +229,9 @@ QuantizedLinear CompressedTensorsWriter::quantize(const LinearInput& in) const {
                                                                          : std::vector<int64_t>{(n + kFp8Block - 1) / kFp8Block, tiles_k};
     r.tensors.push_back(make_float_out(p + ".weight_scale", dtype_, scale_shape, q->scale));
     if (s == "FP8") {
-      if (!in.input_range_ema) fail("{}: FP8 (static activations) needs calibration: pass --calib", p);
+      if (!in.input_range_mean) fail("{}: FP8 (static activations) needs calibration: pass --calib", p);
       const CtActQParams a =
-          ct_static_act_qparams(in.input_range_ema->first, in.input_range_ema->second, true, true, cd);
+          ct_static_act_qparams(in.input_range_mean->first, in.input_range_mean->second, true, true, cd);
       r.tensors.push_back(make_float_out(p + ".input_scale", dtype_, {1}, {a.scale}));
       r.gemm = [q, n, k, a](const float* x, int64_t m, float* y) {
         gemm_fp8_ref(x, m, q->q.data(), q->scale.data(), false, n, k, a.scale, y);

@@ -44,7 +44,7 @@ struct LinearInput {
   std::optional<TensorView> bias;
   // Calibrated per-tensor input range (static schemes); nullopt without calibration.
   std::optional<std::pair<float, float>> input_range;      // absolute min/max (msmodelslim)
-  std::optional<std::pair<float, float>> input_range_ema;  // moving average (compressed-tensors)
+  std::optional<std::pair<float, float>> input_range_mean;  // mean of per-sequence ranges (compressed-tensors)
 };
 
 // y[m, N] = x[m, K] · Ŵᵀ computed the way the scheme runs (activations quantized as at run

@@ -138,7 +138,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
         if (auto it = calib.find(l.layer.prefix); it != calib.end() && it->second.rows_seen > 0) {
           c = &it->second;
           in.input_range = std::make_pair(c->min, c->max);
-          in.input_range_ema = std::make_pair(c->ema_min, c->ema_max);
+          in.input_range_mean = std::make_pair(c->mean_min, c->mean_max);
         }
         QuantizedLinear q;
         if (l.scheme == "FLOAT") {
