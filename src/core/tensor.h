@@ -25,4 +25,7 @@ struct TensorView {
   std::string shape_str() const;
 };
 
+// A float tensor (BF16, F16 or F32) widened to fp32: norms, biases, scales.
+std::vector<float> tensor_to_f32(const TensorView& t);
+
 }  // namespace lowbit

@@ -44,12 +44,6 @@ void PackedCodes::set_row(int64_t n, const uint8_t* codes) {
   }
 }
 
-uint8_t PackedCodes::code(int64_t n, int64_t k) const {
-  const uint8_t b = data_[byte_index(n, k)];
-  if (bits_ == 8) return b;
-  return k % 8 < 4 ? (b & 0xF) : (b >> 4);
-}
-
 TiledParams::TiledParams(int64_t n, int64_t groups)
     : groups_(groups), data_(size_t(round_up(n, kTileN) * groups)) {}
 

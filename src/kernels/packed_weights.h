@@ -61,7 +61,6 @@ class PackedCodes {
 
   // Row n's K codes, one per byte (low `bits` bits used; the rest must be zero for 4-bit).
   void set_row(int64_t n, const uint8_t* codes);
-  uint8_t code(int64_t n, int64_t k) const;  // for tests and debugging
 
  private:
   size_t byte_index(int64_t n, int64_t k) const;
@@ -81,7 +80,6 @@ class TiledParams {
   bool empty() const { return groups_ == 0; }
   size_t bytes() const { return data_.bytes(); }
   void set(int64_t n, int64_t g, float v) { data_[index(n, g)] = v; }
-  float at(int64_t n, int64_t g) const { return data_[index(n, g)]; }
   // The 16 lanes of tile t, group g.
   const float* lanes(int64_t t, int64_t g) const { return data_.data() + size_t((t * groups_ + g) * kTileN); }
 

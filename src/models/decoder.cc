@@ -35,11 +35,6 @@ SchemeSpec float_spec(const char* origin) {
   return s;
 }
 
-std::vector<float> to_f32(const TensorView& t) {
-  std::vector<float> out(size_t(t.numel()));
-  convert_to_f32(t.dtype, t.data, out.data(), out.size());
-  return out;
-}
 }  // namespace
 
 DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint)
@@ -63,7 +58,7 @@ std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& di
 }
 
 std::vector<float> DecoderModel::norm_weight(const std::string& name, int64_t size) const {
-  return to_f32(checkpoint_->get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
+  return tensor_to_f32(checkpoint_->get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
 }
 
 void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {

@@ -33,7 +33,7 @@ Fp8Linear::Fp8Linear(const SchemeSpec& spec, const LinearTensors& t, LinearShape
       c.fail_layer(fmt::format("block [{}, {}] must be positive with columns a multiple of {}", br, bc,
                                codes_.k_step()));
     const int64_t nb = (n + br - 1) / br, kb = (k + bc - 1) / bc;
-    const std::vector<float> s = to_f32(c.role("weight_scale", kFloatDTypes, {{nb, kb}}));
+    const std::vector<float> s = tensor_to_f32(c.role("weight_scale", kFloatDTypes, {{nb, kb}}));
     group_ = bc;
     scale_ = TiledParams(n, kb);
     for (int64_t r = 0; r < n; ++r)

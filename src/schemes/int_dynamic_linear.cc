@@ -53,7 +53,7 @@ IntDynamicLinear::IntDynamicLinear(const SchemeSpec& spec, const LinearTensors& 
         c.fail_layer(fmt::format("group size {} must divide K = {} and be a multiple of {}", group_, k,
                                  codes_.k_step()));
       const int64_t g = k / group_;
-      const std::vector<float> second = to_f32(c.role("weight_scale_second", kFloatDTypes, {{n, g}}));
+      const std::vector<float> second = tensor_to_f32(c.role("weight_scale_second", kFloatDTypes, {{n, g}}));
       if (const TensorView* z = c.optional_role("weight_zero_second", {}, {{n, g}})) require_all_zero(c, *z);
       group_scale_ = TiledParams(second.data(), n, g);
     }

@@ -57,20 +57,14 @@ const TensorView& TensorCheck::role(std::string_view role, std::initializer_list
   return *v;
 }
 
-std::vector<float> to_f32(const TensorView& t) {
-  std::vector<float> out(size_t(t.numel()));
-  convert_to_f32(t.dtype, t.data, out.data(), out.size());
-  return out;
-}
-
 float scalar_f32(const TensorView& t) {
   if (t.numel() != 1) fail("tensor '{}': expected one value, got shape {}", t.name, t.shape_str());
-  return to_f32(t)[0];
+  return tensor_to_f32(t)[0];
 }
 
 AlignedArray<float> per_channel_f32(const TensorView& t, int64_t n) {
   AlignedArray<float> out = padded_row_vector(n);
-  const std::vector<float> v = to_f32(t);
+  const std::vector<float> v = tensor_to_f32(t);
   if (v.size() != 1 && int64_t(v.size()) != n)
     fail("tensor '{}': shape {} is neither one value nor one per output channel ({})", t.name, t.shape_str(), n);
   for (int64_t i = 0; i < n; ++i) out[size_t(i)] = v.size() == 1 ? v[0] : v[size_t(i)];
@@ -85,7 +79,7 @@ AlignedArray<float> bias_vector(const TensorCheck& c, int64_t n) {
 
 void require_all_zero(const TensorCheck& c, const TensorView& t) {
   // Zero in any dtype is all-zero bytes, except a float -0.0: compare values for floats.
-  const std::vector<float> v = is_float_dtype(t.dtype) ? to_f32(t) : std::vector<float>();
+  const std::vector<float> v = is_float_dtype(t.dtype) ? tensor_to_f32(t) : std::vector<float>();
   const auto* bytes = static_cast<const uint8_t*>(t.data);
   const size_t esize = dtype_size(t.dtype);
   for (int64_t i = 0; i < t.numel(); ++i) {

@@ -42,8 +42,6 @@ class TensorCheck {
   std::string scheme_;
 };
 
-// Any float tensor (BF16/F16/F32) as fp32.
-std::vector<float> to_f32(const TensorView& t);
 // A float tensor of shape [1], [] or [1, 1] as one value.
 float scalar_f32(const TensorView& t);
 // Per-channel values [N] or [N, 1], or one value ([1] / [] / [1, 1]) broadcast to N, into

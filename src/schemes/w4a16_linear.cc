@@ -82,7 +82,7 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
   // Scales: [N, G] (pack-quantized) or transposed [G, N] (AWQ).
   const TensorView& sv = awq ? c.role("weight_scale", kFloatDTypes, {{groups, n}})
                              : c.role("weight_scale", kFloatDTypes, {{n, groups}});
-  const std::vector<float> s = to_f32(sv);
+  const std::vector<float> s = tensor_to_f32(sv);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t j = 0; j < groups; ++j) scale_.set(r, j, awq ? s[size_t(j * n + r)] : s[size_t(r * groups + j)]);
   const bool asym = awq || !spec.weight.symmetric;

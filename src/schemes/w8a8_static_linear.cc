@@ -17,7 +17,7 @@ using namespace schemes;
 namespace {
 // deq_scale is fp32, or (older fp16 msmodelslim files) I64 whose low 32 bits are the fp32 bits.
 std::vector<float> decode_deq_scale(const TensorView& t) {
-  if (t.dtype == DType::F32) return to_f32(t);
+  if (t.dtype == DType::F32) return tensor_to_f32(t);
   std::vector<float> out(size_t(t.numel()));
   for (size_t i = 0; i < out.size(); ++i) {
     uint64_t v;
