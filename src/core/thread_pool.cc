@@ -11,8 +11,16 @@ namespace {
 // Workers spin this long after a job before sleeping: decode issues hundreds of small ops
 // per token, and a futex wake for each would cost more than the ops themselves.
 constexpr auto kSpin = std::chrono::microseconds(100);
-// Pause iterations (~10-40 ns each) the caller spins before sleeping on unfinished workers.
+// Pause iterations (~10-40 ns each) the caller spins on unfinished chunks before sleeping.
 constexpr int kWaitSpins = 4000;
+// Chunks per thread: enough for others to take over a descheduled thread's share, few enough
+// that each chunk still streams a long contiguous run of memory.
+constexpr int64_t kChunksPerThread = 4;
+constexpr uint64_t kMaxChunks = 0xFFFF;
+
+constexpr uint64_t make_ticket(uint32_t gen, uint64_t chunks, uint64_t next) {
+  return (uint64_t(gen) << 32) | (chunks << 16) | next;
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -28,38 +36,60 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::range_for(int thread, int64_t& begin, int64_t& end) const {
-  const int64_t blocks = (job_n_ + job_grain_ - 1) / job_grain_;
-  const int64_t b0 = blocks * thread / num_threads_, b1 = blocks * (thread + 1) / num_threads_;
-  begin = std::min(job_n_, b0 * job_grain_);
-  end = std::min(job_n_, b1 * job_grain_);
+void ThreadPool::work_on(uint32_t gen, int thread) {
+  uint64_t t = ticket_.load(std::memory_order_acquire);
+  if (job_per_thread_ && uint32_t(t >> 32) == gen) {
+    // Chunk `thread` is this thread's alone; the job stays open until every thread ran its own.
+    job_fn_(job_ctx_, thread, thread + 1, thread);
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == num_threads_) chunks_done_.notify_one();
+    return;
+  }
+  for (;;) {
+    const uint64_t chunks = (t >> 16) & 0xFFFF, next = t & 0xFFFF;
+    if (uint32_t(t >> 32) != gen || next >= chunks) return;
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // Chunk `next` of this job is ours; the job's fields are stable until it is counted done.
+    const int64_t b0 = job_blocks_ * int64_t(next) / int64_t(chunks);
+    const int64_t b1 = job_blocks_ * int64_t(next + 1) / int64_t(chunks);
+    const int64_t begin = std::min(job_n_, b0 * job_grain_), end = std::min(job_n_, b1 * job_grain_);
+    if (begin < end) job_fn_(job_ctx_, begin, end, thread);
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == int64_t(chunks)) chunks_done_.notify_one();
+    t = ticket_.load(std::memory_order_acquire);
+  }
 }
 
-void ThreadPool::run(int64_t n, int64_t grain, Trampoline fn, void* ctx) {
-  job_n_ = n;
-  job_grain_ = std::max<int64_t>(1, grain);
+void ThreadPool::run(int64_t n, int64_t grain, Trampoline fn, void* ctx, bool one_chunk_per_thread) {
+  grain = std::max<int64_t>(1, grain);
+  const int64_t blocks = (n + grain - 1) / grain;
   // One block of work (e.g. a per-token op during decode): no point waking anyone.
-  if (num_threads_ == 1 || n <= job_grain_) {
+  if (num_threads_ == 1 || blocks <= 1) {
     fn(ctx, 0, n, 0);
     return;
   }
+  const int64_t chunks = one_chunk_per_thread
+                             ? int64_t(num_threads_)
+                             : std::min<int64_t>({blocks, int64_t(num_threads_) * kChunksPerThread, int64_t(kMaxChunks)});
+  job_per_thread_ = one_chunk_per_thread;
   job_fn_ = fn;
   job_ctx_ = ctx;
-  pending_.store(num_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  job_n_ = n;
+  job_grain_ = grain;
+  job_blocks_ = blocks;
+  chunks_done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = uint32_t(ticket_.load(std::memory_order_relaxed) >> 32) + 1;
+  ticket_.store(make_ticket(gen, uint64_t(chunks), 0), std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);
   generation_.notify_all();
-  int64_t b, e;
-  range_for(0, b, e);
-  if (b < e) fn(ctx, b, e, 0);
-  // Spin briefly (workers usually finish within microseconds of us), then sleep on the
-  // counter: on an oversubscribed machine a spinning waiter would burn the time slice the
-  // descheduled worker needs.
+  work_on(gen, 0);
+  // Every chunk is claimed; wait for the ones others are still running. Spin briefly, then
+  // sleep on the counter: a spinning waiter would burn the time slice a descheduled worker
+  // needs on an oversubscribed machine.
   int spins = 0;
-  for (int p; (p = pending_.load(std::memory_order_acquire)) != 0;) {
+  for (int64_t d; (d = chunks_done_.load(std::memory_order_acquire)) != chunks;) {
     if (++spins < kWaitSpins) {
       _mm_pause();
     } else {
-      pending_.wait(p, std::memory_order_acquire);
+      chunks_done_.wait(d, std::memory_order_acquire);
     }
   }
 }
@@ -78,10 +108,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = g;
     if (stop_.load()) return;
-    int64_t b, e;
-    range_for(index, b, e);
-    if (b < e) job_fn_(job_ctx_, b, e, index);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    work_on(g, index);
   }
 }
 

@@ -5,10 +5,11 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/runtime_options.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "formats/format.h"
-#include "kernels/vec_ops.h"
+#include "kernels/attention.h"
 #include "models/ops.h"
 #include "schemes/make_linear.h"
 
@@ -24,7 +25,8 @@ struct DecoderModel::Workspace {
   int64_t tokens = 0;
   std::vector<float> x, xn, q, k, v, attn, tmp, gate, up;
   std::vector<int64_t> chunk_of, pos_of;  // per token of the batch
-  std::vector<float> scores;              // per thread, one row of cache capacity
+  std::vector<AttentionSeq> attn_seqs;    // per chunk of the batch
+  AttentionWorkspace attn_ws;
   std::vector<float> head_rows;           // final-normed rows that need logits
 };
 
@@ -104,16 +106,35 @@ void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
     if (progress) progress(i + 1, c.num_hidden_layers);
   }
   final_norm_ = norm_weight("model.norm.weight", h);
-  if (c.tie_word_embeddings) {
-    // The head reads the embedding matrix in place: tied weights are never duplicated.
-    LinearTensors t{"lm_head (tied to model.embed_tokens)", embed_tokens_, std::nullopt, {}};
-    lm_head_ = make_linear(float_spec("tied"), t, {h, c.vocab_size}, cpu);
-  } else {
-    LinearTensors t{"lm_head", checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h}),
-                    std::nullopt, {}};
-    lm_head_ = make_linear(float_spec("hf:float"), t, {h, c.vocab_size}, cpu);
+  load_lm_head(cpu);
+}
+
+void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
+  const auto& c = config_;
+  const int64_t h = c.hidden_size;
+  const bool tied = c.tie_word_embeddings;
+  LinearTensors t{tied ? "lm_head (tied to model.embed_tokens)" : "lm_head",
+                  tied ? embed_tokens_
+                       : checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h}),
+                  std::nullopt, {}};
+  if (!runtime_options().quantize_lm_head) {
+    // The head reads its float weights in place: tied weights are never duplicated.
+    lm_head_ = make_linear(float_spec(tied ? "tied" : "hf:float"), t, {h, c.vocab_size}, cpu);
+    prefault(embed_tokens_.data, embed_tokens_.nbytes());
+    return;
   }
-  prefault(embed_tokens_.data, embed_tokens_.nbytes());
+  // --quantize-lm-head: int8 per-channel weights with per-token int8 activations (W8A8
+  // dynamic), half of BF16's bytes per decoded token (llama.cpp quantizes its head the same
+  // way). The float source pages are released; a tied embedding stays mapped and only the rows
+  // that tokens look up are paged back in, so the head is not held twice.
+  SchemeSpec spec;
+  spec.kind = SchemeKind::W8A8Dynamic;
+  spec.weight = QuantArgs{8, NumKind::Int, Granularity::Channel, 0, 0, true, false};
+  spec.activation = QuantArgs{8, NumKind::Int, Granularity::Token, 0, 0, true, true};
+  spec.origin = "--quantize-lm-head";
+  prefault(t.weight.data, t.weight.nbytes());
+  lm_head_ = make_linear(spec, t, {h, c.vocab_size}, cpu);
+  release_pages(t.weight.data, t.weight.nbytes());
 }
 
 std::string DecoderModel::describe() const {
@@ -128,7 +149,8 @@ size_t DecoderModel::weight_bytes() const {
   for (const auto& L : layers_)
     for (const auto* m : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
       total += (*m)->weight_bytes();
-  if (!config_.tie_word_embeddings) total += lm_head_->weight_bytes();
+  // A tied head reading the embedding in place adds nothing; a quantized head is its own copy.
+  if (!config_.tie_word_embeddings || !lm_head_->reads_checkpoint_in_place()) total += lm_head_->weight_bytes();
   return total;
 }
 
@@ -148,11 +170,24 @@ void DecoderModel::for_each_linear(
   fn("lm_head", lm_head_);
 }
 
+namespace {
+// runtime_options().kv_cache_dtype → element type. "auto" follows the checkpoint's float type
+// (its embedding matrix): BF16 for BF16/F16 checkpoints, F32 for F32 ones.
+DType kv_cache_dtype(DType checkpoint_float) {
+  const std::string& o = runtime_options().kv_cache_dtype;
+  if (o == "f32") return DType::F32;
+  if (o == "bf16") return DType::BF16;
+  if (o == "fp8_e4m3") return DType::F8_E4M3;
+  return checkpoint_float == DType::F32 ? DType::F32 : DType::BF16;
+}
+}  // namespace
+
 KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity) const {
   if (capacity > config_.max_position_embeddings)
     fail("context of {} tokens exceeds the model's max_position_embeddings ({})", capacity,
          config_.max_position_embeddings);
-  return KvCache(config_.num_hidden_layers, config_.num_key_value_heads, config_.head_dim, num_slots, capacity);
+  return KvCache(config_.num_hidden_layers, config_.num_key_value_heads, config_.head_dim, num_slots, capacity,
+                 kv_cache_dtype(embed_tokens_.dtype));
 }
 
 void DecoderModel::attention(const Layer& L, int64_t li, std::span<const SequenceChunk> batch, KvCache& cache,
@@ -160,49 +195,48 @@ void DecoderModel::attention(const Layer& L, int64_t li, std::span<const Sequenc
   const auto& c = config_;
   Workspace& w = *ws_;
   const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim;
-  const int64_t group = nh / nkv, q_dim = nh * hd, kv_dim = nkv * hd;
-  const int64_t T = w.tokens;
+  const int64_t q_dim = nh * hd, kv_dim = nkv * hd;
+  const float eps = float(c.rms_norm_eps);
 
-  // 1. Per-head q/k norm (Qwen3), RoPE, and append k/v to the cache.
-  pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1, int) {
+  // 1. One pass over each token's q, k, v rows: per head q/k RMSNorm (Qwen3) and RoPE in place
+  //    (the head row stays in L1 between the two), then k and v encoded straight into the
+  //    cache in its dtype. Same fp32 operations, in the same order, as transformers.
+  pool.parallel_for(w.tokens, 1, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
-      const SequenceChunk& ch = batch[size_t(w.chunk_of[size_t(t)])];
-      const int64_t pos = w.pos_of[size_t(t)];
+      const int64_t slot = batch[size_t(w.chunk_of[size_t(t)])].slot, pos = w.pos_of[size_t(t)];
       float* q = w.q.data() + t * q_dim;
       float* k = w.k.data() + t * kv_dim;
+      const float* v = w.v.data() + t * kv_dim;
       for (int64_t h = 0; h < nh; ++h) {
-        if (traits_.qk_norm) rms_norm(q + h * hd, L.q_norm.data(), float(c.rms_norm_eps), q + h * hd, hd);
+        if (traits_.qk_norm) rms_norm(q + h * hd, L.q_norm.data(), eps, q + h * hd, hd);
         rope_.apply(q + h * hd, pos);
       }
       for (int64_t h = 0; h < nkv; ++h) {
-        if (traits_.qk_norm) rms_norm(k + h * hd, L.k_norm.data(), float(c.rms_norm_eps), k + h * hd, hd);
+        if (traits_.qk_norm) rms_norm(k + h * hd, L.k_norm.data(), eps, k + h * hd, hd);
         rope_.apply(k + h * hd, pos);
+        cache.store(li, slot, 0, pos, h, k + h * hd);
+        cache.store(li, slot, 1, pos, h, v + h * hd);
       }
-      std::copy_n(k, kv_dim, cache.key(li, ch.slot, pos));
-      std::copy_n(w.v.data() + t * kv_dim, kv_dim, cache.value(li, ch.slot, pos));
     }
   });
 
-  // 2. Causal attention of every (token, head) over its sequence's cache.
-  const VecOps& ops = vec_ops();
-  const float scale = 1.0f / std::sqrt(float(hd));
-  const int64_t stride = cache.position_stride(), cap = cache.capacity();
-  pool.parallel_for(T * nh, 1, [&](int64_t i0, int64_t i1, int thread) {
-    float* s = w.scores.data() + thread * cap;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / nh, h = i % nh, kvh = h / group;
-      const SequenceChunk& ch = batch[size_t(w.chunk_of[size_t(t)])];
-      const int64_t n_ctx = w.pos_of[size_t(t)] + 1;
-      const float* q = w.q.data() + t * q_dim + h * hd;
-      const float* k = cache.key(li, ch.slot, 0) + kvh * hd;
-      for (int64_t j = 0; j < n_ctx; ++j) s[j] = ops.dot(q, k + j * stride, hd) * scale;
-      softmax_inplace(s, n_ctx);
-      float* out = w.attn.data() + t * q_dim + h * hd;
-      std::fill_n(out, hd, 0.0f);
-      const float* v = cache.value(li, ch.slot, 0) + kvh * hd;
-      for (int64_t j = 0; j < n_ctx; ++j) ops.axpy(s[j], v + j * stride, out, hd);
-    }
-  });
+  // 2. Causal GQA attention of every chunk over its slot's cache (kernels/attention.h: flash
+  //    tiles for prefill, GQA-group decode tiles with split-K for long contexts).
+  w.attn_seqs.clear();
+  int64_t t0 = 0;
+  for (const SequenceChunk& ch : batch) {
+    const int64_t n = int64_t(ch.tokens.size());
+    w.attn_seqs.push_back({cache.view(li, ch.slot), ch.start_pos, n, w.q.data() + t0 * q_dim, w.attn.data() + t0 * q_dim});
+    t0 += n;
+  }
+  AttentionBatch ab;
+  ab.num_heads = nh;
+  ab.num_kv_heads = nkv;
+  ab.head_dim = hd;
+  ab.scale = 1.0f / std::sqrt(float(hd));
+  ab.ldq = ab.ldo = q_dim;
+  ab.seqs = w.attn_seqs;
+  run_attention(attention_kernels(), ab, pool, w.attn_ws);
 }
 
 void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
@@ -245,7 +279,6 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
   grow(w.v, T * kv_dim);
   grow(w.gate, T * inter);
   grow(w.up, T * inter);
-  grow(w.scores, int64_t(pool.size()) * cache.capacity());
   grow(w.head_rows, rows * h);
   grow(logits, rows * c.vocab_size);
   w.chunk_of.resize(size_t(T));

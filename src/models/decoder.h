@@ -26,6 +26,7 @@ namespace lowbit {
 
 class ThreadPool;
 class Format;
+struct CpuFeatures;
 
 struct SequenceChunk {
   int64_t slot = 0;       // KV-cache slot of the sequence
@@ -68,6 +69,7 @@ class DecoderModel {
   struct Workspace;
   DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint);
   void load_layers(const Format& format, LoadProgress& progress);
+  void load_lm_head(const CpuFeatures& cpu);
   std::vector<float> norm_weight(const std::string& name, int64_t size) const;
   void attention(const Layer& layer, int64_t layer_index, std::span<const SequenceChunk> batch, KvCache& cache,
                  ThreadPool& pool);

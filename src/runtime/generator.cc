@@ -70,6 +70,7 @@ GenerationResult Generator::generate(const GenerationRequest& req, const std::fu
   for (;;) {
     const int32_t id = sampler.sample(logits_.data());
     res.output_ids.push_back(id);
+    if (id >= 0 && size_t(id) >= tokenizer_.vocab_size()) res.unknown_token_ids++;
     if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
       res.finish_reason = "stop";
       break;

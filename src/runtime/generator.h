@@ -33,6 +33,8 @@ struct GenerationResult {
   std::string text;                 // excludes stop tokens and stop strings
   std::string finish_reason;        // "stop" or "length"
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, decode_steps = 0;
+  // Generated ids past the tokenizer's vocabulary (the model's padding rows): decoded as nothing.
+  int64_t unknown_token_ids = 0;
   double prefill_seconds = 0, decode_seconds = 0;
 };
 

@@ -1,12 +1,14 @@
 #include "schemes/float_linear.h"
 
 #include "core/error.h"
+#include "core/runtime_options.h"
 #include "core/thread_pool.h"
 
 namespace lowbit {
 
 namespace {
-// Columns per thread-pool grain: a multiple of every kernel's register tile width.
+// Columns per thread-pool grain: a multiple of every kernel's register tile width (4 or 8
+// weight rows for the AVX kernels, one 16-row AMX strip).
 constexpr int64_t kColumnGrain = 16;
 }  // namespace
 
@@ -26,7 +28,14 @@ FloatLinear::FloatLinear(const LinearTensors& t, LinearShape shape, const CpuFea
     bias_.resize(size_t(shape.out_features));
     convert_to_f32(b.dtype, b.data, bias_.data(), bias_.size());
   }
-  kernel_ = &pick_float_gemm(w.dtype, cpu);
+  kernel_ = &pick_float_gemm(w.dtype, activation_type(runtime_options().float_activations, w.dtype, cpu), cpu);
+}
+
+FloatAct FloatLinear::activation_type(const std::string& policy, DType wtype, const CpuFeatures& cpu) {
+  if (wtype != DType::BF16 || policy == "f32") return FloatAct::F32;
+  if (policy == "bf16") return FloatAct::BF16;
+  if (policy != "auto") fail("float activations: '{}' is not one of auto|bf16|f32", policy);
+  return cpu.bf16() ? FloatAct::BF16 : FloatAct::F32;
 }
 
 void FloatLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
@@ -40,7 +49,8 @@ void FloatLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_
 }
 
 std::string FloatLinear::describe() const {
-  return fmt::format("FLOAT {} via {}", dtype_name(weight_.dtype), kernel_->name);
+  return fmt::format("FLOAT {} via {} ({} activations)", dtype_name(weight_.dtype), kernel_->name,
+                     float_act_name(kernel_->act));
 }
 
 }  // namespace lowbit

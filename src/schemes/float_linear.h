@@ -1,8 +1,11 @@
 // FLOAT scheme: weights used as the checkpoint stores them (BF16, F16 or F32, [N, K]
-// row-major, read in place from the mmap), activations and accumulation in fp32.
+// row-major, read in place from the mmap), accumulation in fp32. Activations are fp32, or
+// rounded to BF16 for BF16 weights when runtime_options().float_activations says so (chosen
+// once at load; see activation_type).
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/float_gemm.h"
@@ -22,6 +25,11 @@ class FloatLinear final : public LinearMethod {
   size_t weight_bytes() const override { return weight_.nbytes(); }
   std::string describe() const override;
   bool reads_checkpoint_in_place() const override { return true; }
+
+  // The activation type for weights of wtype under policy "auto" | "bf16" | "f32": BF16 only
+  // for BF16 weights, and under "auto" only when the CPU has AVX512-BF16 (elsewhere rounding
+  // would cost accuracy and buy no speed). F16 and F32 weights always take fp32 activations.
+  static FloatAct activation_type(const std::string& policy, DType wtype, const CpuFeatures& cpu);
 
  private:
   TensorView weight_;

@@ -5,6 +5,8 @@
 #include "core/error.h"
 #include "core/quant_types.h"
 #include "core/thread_pool.h"
+#include "core/runtime_options.h"
+#include "kernels/fp_act_quant.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
 
@@ -55,39 +57,43 @@ Fp8Linear::Fp8Linear(const SchemeSpec& spec, const LinearTensors& t, LinearShape
       }
     }
   }
+  // Weight-only FP8 multiplies fp32 activations exactly unless the user chose BF16 activations
+  // ("auto" keeps fp32 here: the decode GEMV is memory-bound either way).
+  bf16_activations_ = act_ == Act::None && runtime_options().float_activations == "bf16";
   bias_ = bias_vector(c, n);
 }
 
 void Fp8Linear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
   const int64_t k = shape_.in_features, kp = codes_.k_pad();
-  float* xh = scratch_f32(0, size_t(m * kp));
-  const float* fp8 = code_table(CodeTable::Fp8E4M3);
-  if (act_ == Act::None) {
-    copy_padded(x, ldx, m, k, kp, xh);
-  } else {
-    const int64_t g = act_ == Act::Group ? group_ : k, groups = (k + g - 1) / g;
-    uint8_t* q = scratch_u8(0, size_t(k));
-    float* s = scratch_f32(1, size_t(groups));
-    for (int64_t i = 0; i < m; ++i) {
-      const float* xi = x + i * ldx;
-      float* row = xh + i * kp;
-      if (act_ == Act::Tensor) {
-        // compressed-tensors: x / s, clamped to ±448, cast to E4M3 (round to nearest even).
-        for (int64_t e = 0; e < k; ++e)
-          row[e] = fp8[f32_to_fp8_e4m3_rne(clampf(xi[e] / input_scale_, -kFp8E4M3Max, kFp8E4M3Max))] * input_scale_;
-      } else {
-        quantize_act_fp8_groups(xi, 1, k, g, q, s);
-        for (int64_t e = 0; e < k; ++e) row[e] = fp8[q[e]] * s[e / g];
-      }
-      std::fill(row + k, row + kp, 0.0f);
-    }
-  }
   CodeGemmArgs a;
-  a.x = xh;
-  a.ldx = kp;
-  a.lut = fp8;
+  a.lut = code_table(CodeTable::Fp8E4M3);
   a.group = group_;
   a.scale = &scale_;
+  a.ldx = kp;
+  if (act_ == Act::None) {
+    float* xp = scratch_f32(0, size_t(m * kp));
+    copy_padded(x, ldx, m, k, kp, xp);
+    a.x = xp;
+    a.x_bf16_ok = bf16_activations_;
+  } else {
+    // E4M3 codes and their scales go to the kernel as they are: code × code products are
+    // exact, and the activation scale is applied per group like the weight's.
+    const int64_t g = act_ == Act::Group ? group_ : kp, groups = (kp + g - 1) / g;
+    uint8_t* q = scratch_u8(0, size_t(m * kp));
+    float* s = act_ == Act::Tensor ? nullptr : scratch_f32(0, size_t(m * groups));
+    for (int64_t i = 0; i < m; ++i) {
+      uint8_t* qi = q + i * kp;
+      if (act_ == Act::Tensor)  // compressed-tensors: x / s, clamped to ±448, cast to E4M3 (RNE)
+        quantize_fp8_row_static(x + i * ldx, k, input_scale_, qi);
+      else
+        quantize_fp8_row_groups(x + i * ldx, k, act_ == Act::Group ? group_ : k, qi, s + i * groups);
+      std::fill(qi + k, qi + kp, uint8_t(0));
+    }
+    a.xq = q;
+    a.x_lut = a.lut;
+    a.x_scale = act_ == Act::Tensor ? &input_scale_ : s;
+    a.ldxs = act_ == Act::Tensor ? 0 : groups;
+  }
   run(a, m, y, ldy, pool);
 }
 

@@ -2,7 +2,8 @@
 // float-quantized: FP8 and FP8_DYNAMIC presets, or weight-only), or per [rows × cols] block
 // (SchemeKind::Fp8Block, DeepSeek / Qwen3-FP8 style). Activations, when quantized, are E4M3
 // per token (dynamic, s = amax/448), per tensor (static input_scale) or per token and block
-// of K (Fp8Block); x̂ = code · s is formed in fp32 and the kernel applies the weight scales.
+// of K (Fp8Block); the kernel gets the codes and s, and multiplies codes exactly. Weight-only
+// layers pass fp32 activations (BF16-rounded only with --float-activations bf16).
 #pragma once
 
 #include "schemes/packed_linear.h"
@@ -21,6 +22,7 @@ class Fp8Linear final : public PackedLinear {
   enum class Act { None, Token, Tensor, Group };
   Act act_ = Act::None;
   float input_scale_ = 1;
+  bool bf16_activations_ = false;
   int64_t group_ = 0;  // K per weight scale (k_pad for tensor/channel)
   TiledParams scale_;
 };

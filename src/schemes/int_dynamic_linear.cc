@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
 
@@ -65,15 +66,14 @@ void IntDynamicLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, i
   const int64_t k = shape_.in_features, kp = codes_.k_pad();
   int8_t* xq = scratch_i8(0, size_t(m * kp));
   float* xs = scratch_f32(0, size_t(m));
-  for (int64_t i = 0; i < m; ++i) {
-    quantize_act_per_token_sym(x + i * ldx, 1, k, act_bits_, xq + i * kp, xs + i);
-    std::fill(xq + i * kp + k, xq + (i + 1) * kp, int8_t(0));
-  }
+  int32_t* sums = scratch_i32(0, size_t(m * act_groups(kp, group_)));
+  act_quant_kernels().per_token_sym({x, ldx, m, k, xq, kp, group_, sums}, act_bits_, xs);
   IntGemmArgs a;
   a.xq = xq;
   a.ldxq = kp;
   a.group = group_;
   a.group_scale = group_ ? &group_scale_ : nullptr;
+  a.row_group_sum = sums;
   a.row_scale = xs;
   a.col_scale = col_scale_.data();
   run(a, m, y, ldy, pool);

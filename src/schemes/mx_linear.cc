@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/quant_types.h"
 #include "core/thread_pool.h"
+#include "kernels/fp_act_quant.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
 
@@ -22,7 +23,10 @@ MxLinear::MxLinear(const SchemeSpec& spec, const LinearTensors& t, LinearShape s
   if (k % kMxBlock != 0)
     c.fail_tensor(t.weight, fmt::format("K = {} is not a multiple of the MX block size 32", k));
   codes_ = PackedCodes(weight_fp4_ ? 4 : 8, n, k);
-  scale_ = TiledParams(n, blocks);
+  scale_ = AlignedArray<uint8_t>(size_t(codes_.n_pad() * blocks));
+  const auto set_scale = [&](int64_t r, int64_t j, uint8_t u) {
+    scale_[size_t(((r / kTileN) * blocks + j) * kTileN + r % kTileN)] = u;
+  };
   online_ = is_float_dtype(t.weight.dtype);
   std::vector<uint8_t> bytes(static_cast<size_t>(k)), scales(static_cast<size_t>(blocks));
   if (online_) {
@@ -33,7 +37,7 @@ MxLinear::MxLinear(const SchemeSpec& spec, const LinearTensors& t, LinearShape s
       quantize_mx(row.data(), 1, k, weight_fp4_ ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, bytes.data(),
                   scales.data());
       codes_.set_row(r, bytes.data());
-      for (int64_t j = 0; j < blocks; ++j) scale_.set(r, j, e8m0_to_f32(scales[size_t(j)]));
+      for (int64_t j = 0; j < blocks; ++j) set_scale(r, j, scales[size_t(j)]);
     }
   } else {
     if (!weight_fp4_ && t.weight.dtype != DType::F8_E4M3)
@@ -53,33 +57,27 @@ MxLinear::MxLinear(const SchemeSpec& spec, const LinearTensors& t, LinearShape s
           if ((bytes[size_t(i)] & 0x7F) == kFp8E4M3Nan)
             c.fail_tensor(t.weight, fmt::format("element [{}, {}] is an E4M3 NaN", r, i));
       codes_.set_row(r, bytes.data());
-      for (int64_t j = 0; j < blocks; ++j) scale_.set(r, j, e8m0_to_f32(s[r * blocks + j]));
+      for (int64_t j = 0; j < blocks; ++j) set_scale(r, j, s[r * blocks + j]);
     }
   }
   bias_ = bias_vector(c, n);
 }
 
 void MxLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
-  const int64_t k = shape_.in_features, kp = codes_.k_pad(), blocks = k / kMxBlock;
-  float* xh = scratch_f32(0, size_t(m * kp));
-  uint8_t* codes = scratch_u8(0, size_t(k));
-  uint8_t* scales = scratch_u8(1, size_t(blocks));
-  const float* act_table = code_table(act_fp4_ ? CodeTable::Fp4E2M1 : CodeTable::Fp8E4M3);
-  for (int64_t i = 0; i < m; ++i) {
-    quantize_mx(x + i * ldx, 1, k, act_fp4_ ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, codes, scales);
-    float* row = xh + i * kp;
-    for (int64_t j = 0; j < blocks; ++j) {
-      const float s = e8m0_to_f32(scales[j]);
-      for (int64_t e = j * kMxBlock; e < (j + 1) * kMxBlock; ++e) row[e] = act_table[codes[e]] * s;
-    }
-    std::fill(row + k, row + kp, 0.0f);
-  }
+  const int64_t k = shape_.in_features, kp = codes_.k_pad(), blocks = k / kMxBlock;  // kp == k: K % 32 == 0
+  uint8_t* codes = scratch_u8(0, size_t(m * kp));
+  float* scales = scratch_f32(0, size_t(m * blocks));
+  for (int64_t i = 0; i < m; ++i) quantize_mx_row(x + i * ldx, k, act_fp4_, codes + i * kp, scales + i * blocks);
   CodeGemmArgs a;
-  a.x = xh;
+  a.xq = codes;
+  a.x_lut = code_table(act_fp4_ ? CodeTable::Fp4E2M1 : CodeTable::Fp8E4M3);
+  a.x_bits = act_fp4_ ? 4 : 8;
   a.ldx = kp;
+  a.x_scale = scales;
+  a.ldxs = blocks;
   a.lut = code_table(weight_fp4_ ? CodeTable::Fp4E2M1 : CodeTable::Fp8E4M3);
   a.group = kMxBlock;
-  a.scale = &scale_;
+  a.scale_e8m0 = scale_.data();
   run(a, m, y, ldy, pool);
 }
 

@@ -3,8 +3,9 @@
 // for W4A4_MXFP4) with the OCP rule e = floor(log2 amax) − emax, elements rounded to nearest
 // even and saturated, as CANN's npu_dynamic_mx_quant does. Checkpoint scales are decoded,
 // never recomputed; online quantization of float weights uses the same OCP rule.
-// y = Σ_blocks 2^(ex+ew) · Σ_32 x·w: activations are expanded to x̂ = code·2^ex (exact in fp32)
-// and the kernel applies 2^ew per block.
+// y = Σ_blocks 2^(ex+ew) · Σ_32 x·w: the kernel gets the activation codes with 2^ex per row and
+// block, and the weight scales as E8M0 bytes (1 byte per 32 weights rather than a 4-byte
+// float: decode reads a quarter less for MXFP4), and multiplies codes exactly (BF16 or int8).
 #pragma once
 
 #include "schemes/packed_linear.h"
@@ -21,7 +22,7 @@ class MxLinear final : public PackedLinear {
 
  private:
   bool weight_fp4_ = false, act_fp4_ = false, online_ = false;
-  TiledParams scale_;  // 2^(u−127) per row and block of 32
+  AlignedArray<uint8_t> scale_;  // E8M0 u per row and block of 32, tiled as CodeGemmArgs::scale_e8m0
 };
 
 }  // namespace lowbit

@@ -24,11 +24,13 @@ void run_tiles(Args& a, void (*fn)(const Args&, int64_t, int64_t), const PackedC
 PackedLinear::PackedLinear(LinearShape shape, const CpuFeatures& cpu) : shape_(shape), kernels_(&pick_quant_gemm(cpu)) {}
 
 void PackedLinear::run(IntGemmArgs a, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
-  run_tiles(a, kernels_->int_gemm, codes_, bias_, m, y, ldy, pool);
+  const bool large = kernels_->int_gemm_large && m >= kernels_->large_rows;
+  run_tiles(a, large ? kernels_->int_gemm_large : kernels_->int_gemm, codes_, bias_, m, y, ldy, pool);
 }
 
 void PackedLinear::run(CodeGemmArgs a, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
-  run_tiles(a, kernels_->code_gemm, codes_, bias_, m, y, ldy, pool);
+  const bool large = kernels_->code_gemm_large && m >= kernels_->large_rows;
+  run_tiles(a, large ? kernels_->code_gemm_large : kernels_->code_gemm, codes_, bias_, m, y, ldy, pool);
 }
 
 }  // namespace lowbit

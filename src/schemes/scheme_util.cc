@@ -155,6 +155,7 @@ T* scratch(int slot, size_t count) {
 float* scratch_f32(int slot, size_t count) { return scratch<float>(slot, count); }
 int8_t* scratch_i8(int slot, size_t count) { return scratch<int8_t>(slot, count); }
 uint8_t* scratch_u8(int slot, size_t count) { return scratch<uint8_t>(slot, count); }
+int32_t* scratch_i32(int slot, size_t count) { return scratch<int32_t>(slot, count); }
 
 void copy_padded(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k_pad, float* dst) {
   for (int64_t i = 0; i < m; ++i) {

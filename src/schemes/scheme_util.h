@@ -79,6 +79,7 @@ const float* code_table(CodeTable t);
 float* scratch_f32(int slot, size_t count);
 int8_t* scratch_i8(int slot, size_t count);
 uint8_t* scratch_u8(int slot, size_t count);
+int32_t* scratch_i32(int slot, size_t count);
 
 // x[m, K] (ldx apart) → dst[m, k_pad] with zeros past K.
 void copy_padded(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k_pad, float* dst);

@@ -1,8 +1,9 @@
 // Every quantized scheme, through make_linear, against the scalar reference GEMM of its math
 // (kernels/reference/quant_gemm_ref.h) fed the canonical codes the checkpoint encodes: the
 // scheme must decode the storage, repack, quantize activations and compute the same thing.
-// Each case runs with every kernel set this CPU has (portable and AVX-512), 1 and 3 threads,
-// and shapes that leave partial tiles (N % 16 != 0) and padded K.
+// Each case runs on every kernel path this CPU has (AMX, AVX-512 VNNI, AVX-512 tiles, AVX2,
+// scalar), 1 and 3 threads, decode and prefill row counts, and shapes that leave partial
+// tiles (N % 16 != 0) and padded K; W4A16 under both activation policies (expect_w4a16).
 // Tolerance: 2e-5 × max|y_ref|. Activations are quantized by the same reference quantizer on
 // both sides, so codes are identical; integer sums are exact on both sides; what differs is
 // fp32 accumulation of group/block partial sums (the references sum in double): ~K·2^-24
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/int4_packing.h"
 #include "core/quant_types.h"
+#include "core/runtime_options.h"
 #include "core/thread_pool.h"
 #include "kernels/quant_gemm.h"
 #include "kernels/reference/quant_gemm_ref.h"
@@ -69,11 +71,27 @@ std::vector<float> activations(int64_t m, int64_t k, uint32_t seed) {
   return x;
 }
 
-CpuFeatures capped(Isa isa) {
-  CpuFeatures c = cpu_features();
-  if (isa < Isa::Avx512) c.avx512f = c.avx512bw = c.avx512vl = c.avx512dq = false;
-  if (isa < Isa::Avx2) c.avx2 = false;
-  return c;
+// The CPU as each kernel path sees it: AMX; AVX-512 with VNNI (Zen4); AVX-512 without VNNI
+// (the compiler-vectorised tiles); AVX2; scalar. Paths this CPU lacks are skipped.
+struct CpuPath {
+  const char* name;
+  Isa isa;
+  bool vnni;
+};
+constexpr CpuPath kCpuPaths[] = {{"amx", Isa::Amx, true},
+                                 {"avx512+vnni", Isa::Avx512, true},
+                                 {"avx512", Isa::Avx512, false},
+                                 {"avx2", Isa::Avx2, false},
+                                 {"scalar", Isa::Scalar, false}};
+
+bool capped(const CpuPath& path, CpuFeatures& c) {
+  c = cpu_features();
+  if (int(path.isa) > int(c.max_isa()) || (path.vnni && !c.vnni())) return false;
+  if (path.isa < Isa::Amx) c.amx_tile = c.amx_int8 = c.amx_bf16 = c.amx_permitted = false;
+  if (!path.vnni) c.avx512_vnni = false;
+  if (path.isa < Isa::Avx512) c.avx512f = c.avx512bw = c.avx512vl = c.avx512dq = false;
+  if (path.isa < Isa::Avx2) c.avx2 = false;
+  return c.max_isa() == path.isa;
 }
 
 // Runs the layer with every kernel set and thread count, comparing with `ref` [m, n].
@@ -82,9 +100,9 @@ void expect_scheme(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_
   float ymax = 0;
   for (float v : ref) ymax = std::max(ymax, std::fabs(v));
   const float tol = 2e-5f * ymax + 1e-30f;
-  for (Isa isa : {Isa::Avx512, Isa::Scalar}) {
-    const CpuFeatures cpu = capped(isa);
-    if (int(isa) > int(cpu_features().max_isa())) continue;
+  for (const CpuPath& path : kCpuPaths) {
+    CpuFeatures cpu;
+    if (!capped(path, cpu)) continue;
     auto lin = make_linear(spec, layer.t, {k, n}, cpu);
     for (int threads : {1, 3}) {
       ThreadPool pool(threads);
@@ -94,11 +112,52 @@ void expect_scheme(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j)
           ASSERT_NEAR(y[size_t(i * ldy + j)], ref[size_t(i * n + j)], tol)
-              << lin->describe() << " threads " << threads << " at [" << i << ", " << j << "]";
+              << lin->describe() << " on " << path.name << " threads " << threads << " at [" << i << ", " << j << "]";
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y[size_t(i * ldy + j)], -7.0f) << "wrote past N";
     }
   }
+}
+
+// W4A16 under both activation policies (runtime_options().w4a16_activations, read at load):
+// "float" against gemm_w4a16_ref (ref_float), "int8" against gemm_w4a16_int8act_ref, which in
+// turn must stay within the activation rounding bound of ref_float: |x − s_x·xq| ≤ s_x/2 per
+// element (x/s_x's own fp32 rounding adds < 2^-17·s_x), so
+//   |y_int8 − y_float| ≤ 0.5001·s_x·Σ_k |w[n, k]| + 2^-20·Σ_k |x·w|,
+// the last term covering both references' fp32 roundings (w, output). x goes to the scheme;
+// x_ref, codes wq (canonical: signed, or AWQ's unsigned) and zero are in group order.
+void expect_w4a16(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_t n, int64_t k,
+                  const std::vector<float>& x, const std::vector<float>& x_ref, const std::vector<int8_t>& wq,
+                  const int8_t* zero, const std::vector<float>& scale, int64_t group,
+                  const std::vector<float>& ref_float) {
+  struct Restore {
+    std::string saved = runtime_options().w4a16_activations;
+    ~Restore() { runtime_options().w4a16_activations = saved; }
+  } restore;
+  runtime_options().w4a16_activations = "float";
+  expect_scheme(spec, layer, m, n, k, x, ref_float);
+  std::vector<float> ref(size_t(m * n));
+  gemm_w4a16_int8act_ref({m, n, k}, x_ref.data(), wq.data(), zero, scale.data(), group, ref.data());
+  const int64_t groups = (k + group - 1) / group;
+  for (int64_t i = 0; i < m; ++i) {
+    float amax = 0;
+    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x_ref[size_t(i * k + c)]));
+    const double sx = amax / 127.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      double sum_w = 0, sum_xw = 0;
+      for (int64_t c = 0; c < k; ++c) {
+        const int64_t g = j * groups + c / group;
+        const double w = (double(wq[size_t(j * k + c)]) - (zero ? zero[g] : 0)) * scale[size_t(g)];
+        sum_w += std::fabs(w);
+        sum_xw += std::fabs(w * x_ref[size_t(i * k + c)]);
+      }
+      ASSERT_NEAR(ref[size_t(i * n + j)], ref_float[size_t(i * n + j)],
+                  0.5001 * sx * sum_w + std::ldexp(sum_xw, -20) + 1e-30)
+          << "int8 activations outside their rounding bound at [" << i << ", " << j << "]";
+    }
+  }
+  runtime_options().w4a16_activations = "int8";
+  expect_scheme(spec, layer, m, n, k, x, ref);
 }
 
 SchemeSpec spec_of(SchemeKind kind, int w_bits, int a_bits, WeightEncoding enc = WeightEncoding::Native) {
@@ -112,121 +171,136 @@ SchemeSpec spec_of(SchemeKind kind, int w_bits, int a_bits, WeightEncoding enc =
 }
 
 constexpr int64_t kM = 5, kN = 37, kK = 96;
+// Row counts for the integer schemes: decode (the GEMV kernels) and prefill (AMX from 16 rows,
+// VNNI's blocked path from 9).
+constexpr int64_t kRowCounts[] = {kM, 19};
 
 TEST(Schemes, W8A8StaticFoldedMsModelSlim) {
-  for (DType deq_dtype : {DType::F32, DType::I64}) {
-    Layer L;
-    L.t.prefix = "layer";
-    const auto wq = random_codes(kN * kK, -127, 127, 1);
-    L.weight(DType::I8, {kN, kK}, wq);
-    const float s = 0.05f, off = -3.0f;
-    const auto qb32 = random_codes(kN, -100, 100, 2);
-    std::vector<int32_t> qb(qb32.begin(), qb32.end());
-    std::vector<float> deq = randn(kN, 3, 1e-3f);
-    for (auto& d : deq) d = std::fabs(d) + 1e-4f;
-    L.role("quant_bias", DType::I32, {kN}, qb);
-    L.role("input_scale", DType::F32, {1}, std::vector<float>{s});
-    L.role("input_zero", DType::F32, {1}, std::vector<float>{off});
-    if (deq_dtype == DType::F32) {
-      L.role("deq_scale", DType::F32, {kN}, deq);
-    } else {
-      std::vector<int64_t> bits(kN);
-      for (int64_t i = 0; i < kN; ++i) {
-        uint32_t b;
-        std::memcpy(&b, &deq[size_t(i)], 4);
-        bits[size_t(i)] = int64_t(b);
+  for (int64_t m : kRowCounts) {
+    SCOPED_TRACE(m);
+    for (DType deq_dtype : {DType::F32, DType::I64}) {
+      Layer L;
+      L.t.prefix = "layer";
+      const auto wq = random_codes(kN * kK, -127, 127, 1);
+      L.weight(DType::I8, {kN, kK}, wq);
+      const float s = 0.05f, off = -3.0f;
+      const auto qb32 = random_codes(kN, -100, 100, 2);
+      std::vector<int32_t> qb(qb32.begin(), qb32.end());
+      std::vector<float> deq = randn(kN, 3, 1e-3f);
+      for (auto& d : deq) d = std::fabs(d) + 1e-4f;
+      L.role("quant_bias", DType::I32, {kN}, qb);
+      L.role("input_scale", DType::F32, {1}, std::vector<float>{s});
+      L.role("input_zero", DType::F32, {1}, std::vector<float>{off});
+      if (deq_dtype == DType::F32) {
+        L.role("deq_scale", DType::F32, {kN}, deq);
+      } else {
+        std::vector<int64_t> bits(kN);
+        for (int64_t i = 0; i < kN; ++i) {
+          uint32_t b;
+          std::memcpy(&b, &deq[size_t(i)], 4);
+          bits[size_t(i)] = int64_t(b);
+        }
+        L.role("deq_scale", DType::I64, {kN}, bits);
       }
-      L.role("deq_scale", DType::I64, {kN}, bits);
+      const auto x = activations(m, kK, 4);
+      std::vector<float> ref(m * kN);
+      gemm_w8a8_static_ref({m, kN, kK}, x.data(), wq.data(), s, off, qb.data(), deq.data(), ref.data());
+      SchemeSpec spec = spec_of(SchemeKind::W8A8Static, 8, 8);
+      expect_scheme(spec, L, m, kN, kK, x, ref);
     }
-    const auto x = activations(kM, kK, 4);
-    std::vector<float> ref(kM * kN);
-    gemm_w8a8_static_ref({kM, kN, kK}, x.data(), wq.data(), s, off, qb.data(), deq.data(), ref.data());
-    SchemeSpec spec = spec_of(SchemeKind::W8A8Static, 8, 8);
-    expect_scheme(spec, L, kM, kN, kK, x, ref);
   }
 }
 
 TEST(Schemes, W8A8StaticUnfoldedCompressedTensors) {
-  for (bool asym : {false, true}) {
-    Layer L;
-    L.t.prefix = "layer";
-    const auto wq = random_codes(kN * kK, -127, 127, 5);
-    L.weight(DType::I8, {kN, kK}, wq);
-    std::vector<float> ws = randn(kN, 6, 1e-2f);
-    for (auto& v : ws) v = std::fabs(v) + 1e-3f;
-    const float s = 0.04f, zp = asym ? 7.0f : 0.0f;
-    L.role("weight_scale", DType::F32, {kN, 1}, ws);
-    L.role("input_scale", DType::F32, {1}, std::vector<float>{s});
-    if (asym) L.role("input_zero", DType::I8, {1}, std::vector<int8_t>{7});
-    std::vector<float> bias = randn(kN, 7);
-    L.t.bias = L.view("bias", DType::F32, {kN}, bias);
-    const auto x = activations(kM, kK, 8);
-    // compressed-tensors: xq = clamp(rne(x/s + zp)), y = Σ (xq − zp)·wq · s · s_w + bias.
-    std::vector<float> ref(kM * kN);
-    for (int64_t i = 0; i < kM; ++i)
-      for (int64_t j = 0; j < kN; ++j) {
-        double acc = 0;
-        for (int64_t t = 0; t < kK; ++t) {
-          const float q = round_half_even(clampf(x[size_t(i * kK + t)] / s + zp, -128, 127));
-          acc += (double(q) - zp) * wq[size_t(j * kK + t)];
+  for (int64_t m : kRowCounts) {
+    SCOPED_TRACE(m);
+    for (bool asym : {false, true}) {
+      Layer L;
+      L.t.prefix = "layer";
+      const auto wq = random_codes(kN * kK, -127, 127, 5);
+      L.weight(DType::I8, {kN, kK}, wq);
+      std::vector<float> ws = randn(kN, 6, 1e-2f);
+      for (auto& v : ws) v = std::fabs(v) + 1e-3f;
+      const float s = 0.04f, zp = asym ? 7.0f : 0.0f;
+      L.role("weight_scale", DType::F32, {kN, 1}, ws);
+      L.role("input_scale", DType::F32, {1}, std::vector<float>{s});
+      if (asym) L.role("input_zero", DType::I8, {1}, std::vector<int8_t>{7});
+      std::vector<float> bias = randn(kN, 7);
+      L.t.bias = L.view("bias", DType::F32, {kN}, bias);
+      const auto x = activations(m, kK, 8);
+      // compressed-tensors: xq = clamp(rne(x/s + zp)), y = Σ (xq − zp)·wq · s · s_w + bias.
+      std::vector<float> ref(m * kN);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < kN; ++j) {
+          double acc = 0;
+          for (int64_t t = 0; t < kK; ++t) {
+            const float q = round_half_even(clampf(x[size_t(i * kK + t)] / s + zp, -128, 127));
+            acc += (double(q) - zp) * wq[size_t(j * kK + t)];
+          }
+          ref[size_t(i * kN + j)] = float(acc * s * ws[size_t(j)] + bias[size_t(j)]);
         }
-        ref[size_t(i * kN + j)] = float(acc * s * ws[size_t(j)] + bias[size_t(j)]);
-      }
-    SchemeSpec spec = spec_of(SchemeKind::W8A8StaticUnfolded, 8, 8);
-    spec.activation->dynamic = false;
-    spec.activation->symmetric = !asym;
-    expect_scheme(spec, L, kM, kN, kK, x, ref);
+      SchemeSpec spec = spec_of(SchemeKind::W8A8StaticUnfolded, 8, 8);
+      spec.activation->dynamic = false;
+      spec.activation->symmetric = !asym;
+      expect_scheme(spec, L, m, kN, kK, x, ref);
+    }
   }
 }
 
 TEST(Schemes, W8A8DynamicAndW4A4Dynamic) {
-  for (int bits : {8, 4}) {
-    for (bool per_tensor_scale : {false, true}) {
-      Layer L;
-      L.t.prefix = "layer";
-      const int qmax = bits == 8 ? 127 : 7;
-      const auto wq = random_codes(kN * kK, -qmax - 1, qmax, 9);
-      L.weight(DType::I8, {kN, kK}, wq);
-      std::vector<float> ws = randn(per_tensor_scale ? 1 : kN, 10, 1e-2f);
-      for (auto& v : ws) v = std::fabs(v) + 1e-3f;
-      L.role("weight_scale", DType::F32, per_tensor_scale ? std::vector<int64_t>{1} : std::vector<int64_t>{kN, 1}, ws);
-      L.role("weight_zero", DType::F32, {kN, 1}, std::vector<float>(kN, 0.0f));
-      std::vector<float> wfull(kN);
-      for (int64_t j = 0; j < kN; ++j) wfull[size_t(j)] = ws[per_tensor_scale ? 0 : size_t(j)];
-      const auto x = activations(kM, kK, 11);
-      std::vector<float> ref(kM * kN);
-      gemm_dynamic_int_ref({kM, kN, kK}, x.data(), wq.data(), wfull.data(), bits, bits, ref.data());
-      SchemeSpec spec = bits == 8 ? spec_of(SchemeKind::W8A8Dynamic, 8, 8)
-                                  : spec_of(SchemeKind::W4A4Dynamic, 4, 4, WeightEncoding::Int4InInt8);
-      expect_scheme(spec, L, kM, kN, kK, x, ref);
+  for (int64_t m : kRowCounts) {
+    SCOPED_TRACE(m);
+    for (int bits : {8, 4}) {
+      for (bool per_tensor_scale : {false, true}) {
+        Layer L;
+        L.t.prefix = "layer";
+        const int qmax = bits == 8 ? 127 : 7;
+        const auto wq = random_codes(kN * kK, -qmax - 1, qmax, 9);
+        L.weight(DType::I8, {kN, kK}, wq);
+        std::vector<float> ws = randn(per_tensor_scale ? 1 : kN, 10, 1e-2f);
+        for (auto& v : ws) v = std::fabs(v) + 1e-3f;
+        L.role("weight_scale", DType::F32, per_tensor_scale ? std::vector<int64_t>{1} : std::vector<int64_t>{kN, 1}, ws);
+        L.role("weight_zero", DType::F32, {kN, 1}, std::vector<float>(kN, 0.0f));
+        std::vector<float> wfull(kN);
+        for (int64_t j = 0; j < kN; ++j) wfull[size_t(j)] = ws[per_tensor_scale ? 0 : size_t(j)];
+        const auto x = activations(m, kK, 11);
+        std::vector<float> ref(m * kN);
+        gemm_dynamic_int_ref({m, kN, kK}, x.data(), wq.data(), wfull.data(), bits, bits, ref.data());
+        SchemeSpec spec = bits == 8 ? spec_of(SchemeKind::W8A8Dynamic, 8, 8)
+                                    : spec_of(SchemeKind::W4A4Dynamic, 4, 4, WeightEncoding::Int4InInt8);
+        expect_scheme(spec, L, m, kN, kK, x, ref);
+      }
     }
   }
 }
 
 TEST(Schemes, W4A8DynamicPerChannelAndPerGroupRowPairs) {
-  for (bool grouped : {false, true}) {
-    Layer L;
-    L.t.prefix = "layer";
-    const int64_t n = 38, group = 32, g = kK / group;  // row pairs need even N
-    const auto wq = random_codes(n * kK, -8, 7, 12);
-    const auto packed = pack_int4_row_pairs(wq.data(), n, kK);
-    L.weight(DType::I8, {n / 2, kK}, packed);
-    std::vector<float> ws = randn(n, 13, 1e-2f), second = randn(n * g, 14, 1.0f);
-    for (auto& v : ws) v = std::fabs(v) + 1e-3f;
-    L.role("weight_scale", DType::F32, {n, 1}, ws);
-    L.role("weight_zero", DType::F32, {n, 1}, std::vector<float>(n, 0.0f));
-    SchemeSpec spec = spec_of(SchemeKind::W4A8Dynamic, 4, 8, WeightEncoding::Int4PackedRowPairs);
-    if (grouped) {
-      L.role("weight_scale_second", DType::F32, {n, g}, second);
-      L.role("weight_zero_second", DType::F32, {n, g}, std::vector<float>(n * g, 0.0f));
-      spec.weight.granularity = Granularity::Group;
-      spec.weight.group_size = group;
+  for (int64_t m : kRowCounts) {
+    SCOPED_TRACE(m);
+    for (bool grouped : {false, true}) {
+      Layer L;
+      L.t.prefix = "layer";
+      const int64_t n = 38, group = 32, g = kK / group;  // row pairs need even N
+      const auto wq = random_codes(n * kK, -8, 7, 12);
+      const auto packed = pack_int4_row_pairs(wq.data(), n, kK);
+      L.weight(DType::I8, {n / 2, kK}, packed);
+      std::vector<float> ws = randn(n, 13, 1e-2f), second = randn(n * g, 14, 1.0f);
+      for (auto& v : ws) v = std::fabs(v) + 1e-3f;
+      L.role("weight_scale", DType::F32, {n, 1}, ws);
+      L.role("weight_zero", DType::F32, {n, 1}, std::vector<float>(n, 0.0f));
+      SchemeSpec spec = spec_of(SchemeKind::W4A8Dynamic, 4, 8, WeightEncoding::Int4PackedRowPairs);
+      if (grouped) {
+        L.role("weight_scale_second", DType::F32, {n, g}, second);
+        L.role("weight_zero_second", DType::F32, {n, g}, std::vector<float>(n * g, 0.0f));
+        spec.weight.granularity = Granularity::Group;
+        spec.weight.group_size = group;
+      }
+      const auto x = activations(m, kK, 15);
+      std::vector<float> ref(m * n);
+      gemm_w4a8_dynamic_ref({m, n, kK}, x.data(), wq.data(), ws.data(), grouped ? second.data() : nullptr, group,
+                            ref.data());
+      expect_scheme(spec, L, m, n, kK, x, ref);
     }
-    const auto x = activations(kM, kK, 15);
-    std::vector<float> ref(kM * n);
-    gemm_w4a8_dynamic_ref({kM, n, kK}, x.data(), wq.data(), ws.data(), grouped ? second.data() : nullptr, group,
-                          ref.data());
-    expect_scheme(spec, L, kM, n, kK, x, ref);
   }
 }
 
@@ -264,12 +338,14 @@ TEST(Schemes, W4A16PackQuantizedAndAwq) {
       L.role("weight_scale", DType::F32, {n, gg}, s);
       if (asym) L.role("weight_zero", DType::I32, {(n + 7) / 8, gg}, pack_int4_zero_points_n(z.data(), n, gg));
     }
-    const auto x = activations(kM, kk, 19);
-    std::vector<float> ref(kM * n);
-    gemm_w4a16_ref({kM, n, kk}, x.data(), wq.data(), asym ? z.data() : nullptr, s.data(), channel ? kk : group,
-                   ref.data());
-    SCOPED_TRACE(variant);
-    expect_scheme(spec, L, kM, n, kk, x, ref);
+    for (int64_t m : kRowCounts) {
+      const auto x = activations(m, kk, 19);
+      std::vector<float> ref(size_t(m * n));
+      gemm_w4a16_ref({m, n, kk}, x.data(), wq.data(), asym ? z.data() : nullptr, s.data(), channel ? kk : group,
+                     ref.data());
+      SCOPED_TRACE("variant " + std::to_string(variant) + " m " + std::to_string(m));
+      expect_w4a16(spec, L, m, n, kk, x, x, wq, asym ? z.data() : nullptr, s, channel ? kk : group, ref);
+    }
   }
 }
 
@@ -293,16 +369,25 @@ TEST(Schemes, W4A16ActorderGroupIndex) {
   spec.encoding = WeightEncoding::Int4PackedInt32K;
   spec.weight = QuantArgs{4, NumKind::Int, Granularity::Group, group, 0, true, false};
   spec.has_g_idx = true;
-  const auto x = activations(kM, k, 23);
-  std::vector<float> ref(kM * n);
-  for (int64_t i = 0; i < kM; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double acc = 0;
-      for (int64_t t = 0; t < k; ++t)
-        acc += double(x[size_t(i * k + t)]) * (float(wq[size_t(j * k + t)]) * s[size_t(j * g + g_idx[size_t(t)])]);
-      ref[size_t(i * n + j)] = float(acc);
-    }
-  expect_scheme(spec, L, kM, n, k, x, ref);
+  // Group order for the int8-activation reference: column order[p] of x and W at p.
+  std::vector<int8_t> wq_grouped(wq.size());
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) wq_grouped[size_t(j * k + p)] = wq[size_t(j * k + order[size_t(p)])];
+  for (int64_t m : kRowCounts) {
+    const auto x = activations(m, k, 23);
+    std::vector<float> ref(size_t(m * n)), x_grouped(x.size());
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = 0; p < k; ++p) x_grouped[size_t(i * k + p)] = x[size_t(i * k + order[size_t(p)])];
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t t = 0; t < k; ++t)
+          acc += double(x[size_t(i * k + t)]) * (float(wq[size_t(j * k + t)]) * s[size_t(j * g + g_idx[size_t(t)])]);
+        ref[size_t(i * n + j)] = float(acc);
+      }
+    SCOPED_TRACE(m);
+    expect_w4a16(spec, L, m, n, k, x, x_grouped, wq_grouped, nullptr, s, group, ref);
+  }
   // A g_idx whose groups are not of group_size columns is refused, naming the tensor.
   g_idx[0] = (g_idx[0] + 1) % int32_t(g);
   L.role("weight_g_idx", DType::I32, {k}, g_idx);
@@ -443,7 +528,7 @@ TEST(Schemes, OnlineQuantizationMatchesReferenceQuantizer) {
     spec.kind = SchemeKind::W4A16;
     spec.origin = "online";
     spec.weight = QuantArgs{4, NumKind::Int, Granularity::Group, 32};
-    expect_scheme(spec, L, kM, n, k, x, ref);
+    expect_w4a16(spec, L, kM, n, k, x, x, q.q, nullptr, q.scale, 32, ref);
   }
   {
     std::vector<uint8_t> codes(size_t(n * k)), scales(size_t(n * k / 32));

@@ -8,7 +8,9 @@
 
 #include "core/error.h"
 #include "core/int4_packing.h"
+#include "core/runtime_options.h"
 #include "core/thread_pool.h"
+#include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
 
@@ -44,6 +46,7 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
     c.fail_layer(fmt::format("group size {} must be a positive multiple of {}", group_, codes_.k_step()));
   const int64_t groups = grouped ? (k + group_ - 1) / group_ : 1;
   scale_ = TiledParams(n, groups);
+  int8_act_ = runtime_options().w4a16_activations == "int8";
   std::vector<uint8_t> bytes(static_cast<size_t>(k));
   online_ = is_float_dtype(t.weight.dtype);
   if (online_) {
@@ -63,7 +66,7 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
   const bool awq = spec.encoding == WeightEncoding::Int4AwqGemm;
   if (!awq && spec.encoding != WeightEncoding::Int4PackedInt32K)
     c.fail_layer("weights must be AWQ GEMM or pack-quantized int4");
-  lut_ = code_table(awq ? CodeTable::Int4Unsigned : CodeTable::Int4Signed);
+  lut_ = code_table(CodeTable::Int4Signed);  // AWQ's unsigned q is stored as q − 8
   const CodeRows rows(c, t.weight, spec.encoding, n, k);
   if (spec.has_g_idx) {
     if (!grouped) c.fail_layer("g_idx needs group quantization");
@@ -72,6 +75,8 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
   std::vector<uint8_t> permuted(static_cast<size_t>(k));
   for (int64_t r = 0; r < n; ++r) {
     rows.row(r, bytes.data());
+    if (awq)
+      for (auto& b : bytes) b ^= 8;  // 0..15 → the int4 nibble of q − 8
     if (!perm_.empty()) {
       for (int64_t p = 0; p < k; ++p) permuted[size_t(p)] = bytes[size_t(perm_[size_t(p)])];
       codes_.set_row(r, permuted.data());
@@ -93,7 +98,7 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
       if (awq) {
         std::vector<uint8_t> u(z.size());
         unpack_awq_zeros(zv, n, groups, u.data());
-        std::copy(u.begin(), u.end(), z.begin());
+        for (size_t i = 0; i < u.size(); ++i) z[i] = float(int(u[i]) - 8);  // as the codes: z − 8
       } else {
         std::vector<int8_t> sz(z.size());
         unpack_int4_zero_points_n(zv, n, groups, sz.data());
@@ -109,15 +114,36 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
 
 void W4A16Linear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
   const int64_t k = shape_.in_features, kp = codes_.k_pad();
-  float* xp = scratch_f32(0, size_t(m * kp));
-  if (perm_.empty()) {
-    copy_padded(x, ldx, m, k, kp, xp);
-  } else {
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t p = 0; p < k; ++p) xp[i * kp + p] = x[i * ldx + perm_[size_t(p)]];
-      std::fill(xp + i * kp + k, xp + (i + 1) * kp, 0.0f);
-    }
+  // Activations in packed K order: as given, or gathered in g_idx order.
+  const float* xk = x;
+  int64_t ldxk = ldx;
+  if (!perm_.empty()) {
+    float* xp = scratch_f32(1, size_t(m * k));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t p = 0; p < k; ++p) xp[i * k + p] = x[i * ldx + perm_[size_t(p)]];
+    xk = xp;
+    ldxk = k;
   }
+  if (int8_act_) {
+    // Per-token amax does not depend on the order of K, so quantizing the gathered row gives
+    // the gathered codes of the row.
+    int8_t* xq = scratch_i8(0, size_t(m * kp));
+    float* xs = scratch_f32(0, size_t(m));
+    int32_t* sums = scratch_i32(0, size_t(m * act_groups(kp, group_)));
+    act_quant_kernels().per_token_sym({xk, ldxk, m, k, xq, kp, group_, sums}, 8, xs);
+    IntGemmArgs a;
+    a.xq = xq;
+    a.ldxq = kp;
+    a.group = group_;
+    a.group_scale = &scale_;
+    a.group_zero = zero_.empty() ? nullptr : &zero_;
+    a.row_group_sum = sums;
+    a.row_scale = xs;
+    run(a, m, y, ldy, pool);
+    return;
+  }
+  float* xp = scratch_f32(0, size_t(m * kp));
+  copy_padded(xk, ldxk, m, k, kp, xp);
   CodeGemmArgs a;
   a.x = xp;
   a.ldx = kp;
@@ -133,8 +159,9 @@ size_t W4A16Linear::weight_bytes() const {
 }
 
 std::string W4A16Linear::describe() const {
-  return fmt::format("W4A16 group {}{}{} via {}", group_, zero_.empty() ? " symmetric" : " with zero points",
-                     online_ ? ", quantized at load" : "", kernel_name());
+  return fmt::format("W4A16 group {}{}{}, {} activations via {}", group_,
+                     zero_.empty() ? " symmetric" : " with zero points", online_ ? ", quantized at load" : "",
+                     int8_act_ ? "int8" : "float", kernel_name());
 }
 
 }  // namespace lowbit

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/quant_types.h"
 #include "core/thread_pool.h"
-#include "kernels/reference/quantize_ref.h"
+#include "kernels/quantize_rows.h"
 #include "schemes/scheme_util.h"
 
 namespace lowbit {
@@ -90,20 +90,14 @@ W8A8StaticLinear::W8A8StaticLinear(const SchemeSpec& spec, const LinearTensors& 
 void W8A8StaticLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
   const int64_t k = shape_.in_features, kp = codes_.k_pad();
   int8_t* xq = scratch_i8(0, size_t(m * kp));
-  for (int64_t i = 0; i < m; ++i) {
-    int8_t* q = xq + i * kp;
-    if (folded_) {
-      quantize_act_static_asym(x + i * ldx, k, input_scale_, input_zero_, q);
-    } else {
-      // compressed-tensors _quantize: x / s + zp, clamp, round half to even.
-      for (int64_t j = 0; j < k; ++j)
-        q[j] = int8_t(round_half_even(clampf(x[i * ldx + j] / input_scale_ + input_zero_, -128.0f, 127.0f)));
-    }
-    std::fill(q + k, q + kp, int8_t(0));
-  }
+  int32_t* sums = scratch_i32(0, size_t(m));
+  // msmodelslim: rne(x·(1/s) + offset) (npu_quantize); compressed-tensors _quantize: rne(x / s + zp).
+  act_quant_kernels().static_int8({x, ldx, m, k, xq, kp, 0, sums}, input_scale_, input_zero_,
+                                  folded_ ? StaticActRule::MulOffset : StaticActRule::DivZero);
   IntGemmArgs a;
   a.xq = xq;
   a.ldxq = kp;
+  a.row_group_sum = sums;
   a.col_int_bias = col_int_bias_.data();
   a.col_scale = col_scale_.data();
   run(a, m, y, ldy, pool);

@@ -69,9 +69,11 @@ void TokenizerImpl::encode_plain(std::string_view text, std::vector<int32_t>& ou
 }
 
 const std::string* TokenizerImpl::decode_token(int32_t id, bool skip_special_tokens) const {
-  if (id < 0 || size_t(id) >= vocab_size) {
-    fail("{}: cannot decode token id {} (vocab size {})", label, id, vocab_size);
-  }
+  if (id < 0) fail("{}: cannot decode negative token id {}", label, id);
+  // Models pad their embedding past the tokenizer (Qwen3: 151936 rows, 151669 ids) and may
+  // emit such an id; like transformers (tokenizers' id_to_token is None) and vLLM, it decodes
+  // as nothing. Callers that care count them (GenerationResult::unknown_token_ids).
+  if (size_t(id) >= vocab_size) return nullptr;
   if (skip_special_tokens && special[id]) return nullptr;
   if (added_index[id] >= 0) return &decode_form[id];
   return bpe.id_to_token(id);  // nullptr for an id no token has: HF skips it too

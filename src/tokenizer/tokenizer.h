@@ -36,7 +36,8 @@ class Tokenizer {
   // add_special_tokens applies the post_processor (and add_bos_token/add_eos_token of
   // tokenizer_config.json when the post_processor does not already add those tokens).
   std::vector<int32_t> encode(std::string_view utf8, bool add_special_tokens = false) const;
-  // Ids of tokens that do not exist are an Error; skip_special_tokens drops special tokens.
+  // Negative ids are an Error; ids past vocab_size() (a model's padding rows) decode as nothing;
+  // skip_special_tokens drops special tokens.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   int32_t token_to_id(std::string_view token) const;  // -1 if absent

@@ -167,6 +167,15 @@ TEST(Tokenizer, Qwen3Basics) {
   EXPECT_EQ(t.token_to_id("Ġworld"), 1879);
   EXPECT_EQ(t.decode(t.encode("héllo <think>x</think>")), "héllo <think>x</think>");
   EXPECT_TRUE(t.encode("").empty());
+  // Qwen3's embedding has 151936 rows: ids past the tokenizer decode as nothing (as in
+  // transformers and vLLM), in one-shot and streaming decode; negative ids are an error.
+  EXPECT_EQ(t.decode(std::vector<int32_t>{9707, 151814, 1879, 151935}), "Hello world");
+  Tokenizer::StreamDecoder sd(t);
+  std::string streamed;
+  for (int32_t id : {9707, 151814, 1879}) streamed += sd.push(id);
+  streamed += sd.flush();
+  EXPECT_EQ(streamed, "Hello world");
+  EXPECT_THROW(t.decode(std::vector<int32_t>{-1}), Error);
 }
 
 }  // namespace

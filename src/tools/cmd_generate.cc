@@ -62,6 +62,7 @@ int run(const GenerateArgs& a) {
         {"output_token_ids", r.output_ids},
         {"text", r.text},
         {"finish_reason", r.finish_reason},
+        {"unknown_token_ids", r.unknown_token_ids},
         {"timings",
          {{"load_s", s.load_seconds()},
           {"prefill_s", r.prefill_seconds},
@@ -84,6 +85,9 @@ int run(const GenerateArgs& a) {
       std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); finish: %s\n",
                    (long long)(r.prompt_tokens - r.cached_prompt_tokens), r.prefill_seconds, prefill_tps,
                    (long long)r.decode_steps, r.decode_seconds, decode_tps, r.finish_reason.c_str());
+    if (r.unknown_token_ids && !a.load.quiet)
+      std::fprintf(stderr, "note: %lld generated ids are past the tokenizer's %zu ids (the model's padding rows); "
+                   "they decode as nothing\n", (long long)r.unknown_token_ids, s.tokenizer().vocab_size());
   }
   return 0;
 }

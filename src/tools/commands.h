@@ -14,5 +14,6 @@ CommandFn add_chat_command(CLI::App& app);
 CommandFn add_tokenize_command(CLI::App& app);
 CommandFn add_eval_command(CLI::App& app);
 CommandFn add_quantize_command(CLI::App& app);
+CommandFn add_bench_command(CLI::App& app);
 
 }  // namespace lowbit

@@ -4,12 +4,42 @@
 
 #include <cstdio>
 #include <map>
+#include <string>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
+#include "kernels/kernel_report.h"
 #include "tools/commands.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// `lowbit --version`: the version, the compiler, and the kernel path this CPU gets (with why
+// each faster path is not in use), since that decides every speed figure.
+std::string version_text() {
+  std::string s = fmt::format("lowbit {} (C++{}, {} {})", kVersion, __cplusplus / 100 % 100,
+#if defined(__clang__)
+                              "clang", __clang_version__
+#elif defined(__GNUC__)
+                              "gcc", __VERSION__
+#else
+                              "unknown compiler", ""
+#endif
+  );
+  try {
+    s += "\n" + lowbit::kernel_report();
+  } catch (const std::exception& e) {
+    s += fmt::format("\nkernels: unknown ({})", e.what());
+  }
+  return s;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lowbit: quantized Qwen3-family inference on CPU"};
+  app.set_version_flag("--version", version_text, "Print the version and the CPU kernel path in use, then exit");
   app.require_subcommand(1);
   std::map<CLI::App*, lowbit::CommandFn> commands;
   auto add = [&](lowbit::CommandFn (*adder)(CLI::App&), const char* name, const char* help) {
@@ -22,6 +52,8 @@ int main(int argc, char** argv) {
   add(lowbit::add_eval_command, "eval", "Perplexity (ppl) and KL divergence from a base model (kld) on a text");
   add(lowbit::add_quantize_command, "quantize",
       "Convert a float checkpoint to msmodelslim, compressed-tensors or AWQ, with an error report");
+  add(lowbit::add_bench_command, "bench",
+      "Prefill/decode tokens/s per scheme against this machine's measured bandwidth and compute rooflines");
   CLI11_PARSE(app, argc, argv);
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub)();

@@ -8,6 +8,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/runtime_options.h"
 #include "formats/format.h"
 #include "tools/progress_bar.h"
 
@@ -26,6 +27,26 @@ void add_load_options(CLI::App& app, LoadOptions& o) {
   app.add_option("--threads,-t", o.threads, "Worker threads (default: all hardware threads)")->check(CLI::NonNegativeNumber);
   app.add_option("--quantization", o.quantization, online_quantization_help());
   app.add_flag("--quiet,-q", o.quiet, "No load progress or timing lines on stderr");
+  add_numeric_policy_options(app);
+}
+
+void add_numeric_policy_options(CLI::App& app) {
+  // Bound to the process-wide options (environment LOWBIT_* already applied; flags win).
+  RuntimeOptions& r = runtime_options();
+  app.add_option("--kv-cache-dtype", r.kv_cache_dtype,
+                 "KV cache type: auto (the checkpoint's: bf16 for BF16/F16 models, f32 for F32), bf16, f32, fp8_e4m3")
+      ->check(CLI::IsMember({"auto", "bf16", "f32", "fp8_e4m3"}))
+      ->capture_default_str();
+  app.add_option("--float-activations", r.float_activations,
+                 "Activations into BF16 weights: auto (bf16 where the CPU has AVX512-BF16), bf16, or f32 (exact)")
+      ->check(CLI::IsMember({"auto", "bf16", "f32"}))
+      ->capture_default_str();
+  app.add_option("--w4a16-activations", r.w4a16_activations,
+                 "W4A16: int8 (per-token int8 activations on VNNI/AMX) or float (16-bit-exact activations)")
+      ->check(CLI::IsMember({"int8", "float"}))
+      ->capture_default_str();
+  app.add_flag("--quantize-lm-head", r.quantize_lm_head,
+               "Quantize lm_head too (int8 per-channel weights, per-token int8 activations) when the model is quantized");
 }
 
 void add_sampling_options(CLI::App& app, SamplingOptions& o) {

@@ -26,6 +26,9 @@ struct LoadOptions {
   std::string quantization;  // online quantization method, empty: as the checkpoint is
 };
 void add_load_options(CLI::App& app, LoadOptions& o);
+// --kv-cache-dtype, --float-activations, --w4a16-activations, --quantize-lm-head: bound to
+// runtime_options() (src/core/runtime_options.h); included in add_load_options.
+void add_numeric_policy_options(CLI::App& app);
 // The --quantization option's help text: every online method with its description.
 std::string online_quantization_help();
 

@@ -19,11 +19,23 @@ Tolerances.
   Ragged batch vs alone: 1e-5 x scale. Each output element is computed by the same kernel in
   the same k order whatever the batch, so the results should be identical; the bound only
   allows for a future kernel that tiles M differently.
-  BF16 oracle (transformers computing in bfloat16, as people run it): every op rounds its
-  output to 8 significant bits (relative 2^-9 = 0.2%), over 2 x layers residual updates; we
-  require top-1 agreement on >= 90% of prompt positions and max |Δlogit| <= 0.1 x scale,
-  which is what bf16 compute alone explains (measured ~0.02-0.05 x scale) and far below what a
-  functional bug gives (~1 x scale, top-1 agreement near chance).
+  All of the above run lowbit's exact policies (fp32 activations and KV cache; conftest.py).
+
+  BF16 (SmolLM2). transformers computing in bfloat16 rounds every op's output to 8
+  significant bits; how often its top-1 token then differs from float32 depends on which BF16
+  GEMM torch runs on the CPU at hand (oneDNN's AMX and AVX512-BF16 kernels round differently),
+  so a fixed agreement threshold is not portable (0.89 on an AMX Xeon where 0.9 was required).
+  The bounds are instead relative to transformers' own float32-vs-bfloat16 disagreement,
+  measured on the same 172 prompt positions (pooled, not per prompt):
+    * lowbit exact vs transformers bf16 agrees on top-1 at least as often as transformers fp32
+      does, less the positions whose fp32 top-2 gap is within lowbit's fp32 error (1e-3 x
+      scale, where a flip is allowed) and one position of slack;
+    * lowbit's fast default (BF16 activations into AVX512-BF16/AMX, BF16 KV cache) is a
+      smaller perturbation than transformers' bf16 (it rounds GEMM and attention inputs only,
+      not every op's output): its max |Δlogit| from fp32 is at most that of transformers bf16
+      (x 1.5 for the sampling noise of a max), and its top-1 agreement with fp32 at least
+      transformers bf16's less three binomial standard errors (sqrt(p(1-p)/N)) and one
+      position. A functional bug moves logits by ~1 x scale and agreement to near chance.
 """
 import json
 import sys
@@ -33,7 +45,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from conftest import BUILD, PY, REPO, run
+import os
+
+from conftest import BUILD, FAST_ENV, PY, REPO, run
 
 PREPARE = REPO / "tools" / "prepare"
 
@@ -66,21 +80,21 @@ def hf_oracle(model_dir, seqs, dtype, out, steps=GREEDY_STEPS):
     return load_file(str(out))
 
 
-def lowbit_logits(model_dir, seqs, forced, mode, out, chunks=None):
+def lowbit_logits(model_dir, seqs, forced, mode, out, chunks=None, env=None):
     spec = {"mode": mode, "threads": 2, "greedy_steps": GREEDY_STEPS,
             "sequences": [{"prompt": p, "forced": f, **({"chunks": chunks[i]} if chunks else {})}
                           for i, (p, f) in enumerate(zip(seqs, forced))]}
     spec_path = out.with_suffix(".spec.json")
     spec_path.write_text(json.dumps(spec))
-    run([BUILD / "model_logits_tool", model_dir, spec_path, out])
+    run([BUILD / "model_logits_tool", model_dir, spec_path, out], env={**os.environ, **(env or {})})
     return load_file(str(out))
 
 
-def check_model(model_dir, tmp_path, vocab):
+def check_model(model_dir, tmp_path, vocab, env=None):
     seqs = prompts(vocab)
     ref = hf_oracle(model_dir, seqs, "float32", tmp_path / "hf.safetensors")
     forced = [ref[f"seq{i}.greedy_ids"][:FORCED_STEPS - 1].tolist() for i in range(len(seqs))]
-    got = lowbit_logits(model_dir, seqs, forced, "separate", tmp_path / "lb.safetensors")
+    got = lowbit_logits(model_dir, seqs, forced, "separate", tmp_path / "lb.safetensors", env=env)
     for i in range(len(seqs)):
         want_prompt = ref[f"seq{i}.prompt_logits"]
         scale = float(np.abs(want_prompt).max())
@@ -93,7 +107,7 @@ def check_model(model_dir, tmp_path, vocab):
 
     # Ragged: everything in shared forward calls, prompts split into uneven chunks.
     chunks = [[2, 3], [1, 16, 20], [64, 1, 65]]
-    rag = lowbit_logits(model_dir, seqs, forced, "ragged", tmp_path / "rag.safetensors", chunks)
+    rag = lowbit_logits(model_dir, seqs, forced, "ragged", tmp_path / "rag.safetensors", chunks, env=env)
     for i in range(len(seqs)):
         for k in ("prompt_logits", "decode_logits"):
             scale = float(np.abs(got[f"seq{i}.{k}"]).max())
@@ -109,17 +123,40 @@ def test_random_qwen3_matches_transformers(case, tmp_path):
     check_model(model_dir, tmp_path, 2048)
 
 
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "scalar"])
+def test_random_qwen3_under_isa_caps(isa, tmp_path):
+    """The kernels a CPU without AMX (Zen4: avx512), without AVX-512 (avx2) or any SIMD
+    (scalar) would run, on this machine, against the same fp32 oracle bounds."""
+    model_dir = tmp_path / "model"
+    run([PY, PREPARE / "make_random_qwen3.py", "--out", model_dir, "--no-check", *COMMON,
+         *QWEN3_CASES["gqa4_hd64_tied_yarn_bf16"]])
+    check_model(model_dir, tmp_path, 2048, env={"LOWBIT_MAX_ISA": isa})
+
+
 def test_smollm2_matches_transformers(smollm2_dir, tmp_path):
     seqs, got = check_model(smollm2_dir, tmp_path, 49152)
-    # BF16 compute in transformers: the looser, bf16-justified bound (see the module docstring).
-    ref = hf_oracle(smollm2_dir, seqs, "bfloat16", tmp_path / "hf_bf16.safetensors", steps=1)
-    for i in range(len(seqs)):
-        want = ref[f"seq{i}.prompt_logits"].astype(np.float32)
-        mine = got[f"seq{i}.prompt_logits"]
-        scale = float(np.abs(want).max())
-        assert np.abs(mine - want).max() <= 0.1 * scale
-        agree = (mine.argmax(-1) == want.argmax(-1)).mean()
-        assert agree >= 0.9, f"seq{i}: top-1 agreement with bf16 transformers {agree:.2f}"
+    hf32 = hf_oracle(smollm2_dir, seqs, "float32", tmp_path / "hf.safetensors", steps=1)
+    hf16 = hf_oracle(smollm2_dir, seqs, "bfloat16", tmp_path / "hf_bf16.safetensors", steps=1)
+    fast = lowbit_logits(smollm2_dir, seqs, [[]] * len(seqs), "separate", tmp_path / "fast.safetensors", env=FAST_ENV)
+    key = [f"seq{i}.prompt_logits" for i in range(len(seqs))]
+    f32 = np.concatenate([hf32[k] for k in key])
+    b16 = np.concatenate([hf16[k].astype(np.float32) for k in key])
+    exact = np.concatenate([got[k] for k in key])
+    quick = np.concatenate([fast[k] for k in key])
+    n, scale = len(f32), float(np.abs(f32).max())
+    top2 = np.sort(f32, axis=-1)[:, -2:]
+    near_ties = int((top2[:, 1] - top2[:, 0] <= 1e-3 * scale).sum())
+    agree = lambda a, b: float((a.argmax(-1) == b.argmax(-1)).mean())
+    ref_agree = agree(f32, b16)  # transformers' own fp32-vs-bf16 top-1 agreement
+    ref_diff = float(np.abs(b16 - f32).max())
+    print(f"positions {n}, transformers fp32-vs-bf16 top-1 agreement {ref_agree:.3f}, max|d| {ref_diff:.3g}; "
+          f"lowbit exact-vs-bf16 {agree(exact, b16):.3f}; lowbit fast-vs-fp32 {agree(quick, f32):.3f}, "
+          f"max|d| {float(np.abs(quick - f32).max()):.3g}; near ties {near_ties}")
+    assert agree(exact, b16) >= ref_agree - (near_ties + 1) / n
+    assert np.abs(exact - b16).max() <= 1.5 * ref_diff + 1e-3 * scale
+    margin = 3 * np.sqrt(max(ref_agree * (1 - ref_agree), 1 / n) / n) + 1 / n
+    assert agree(quick, f32) >= ref_agree - margin, f"fast path top-1 agreement {agree(quick, f32):.3f}"
+    assert np.abs(quick - f32).max() <= 1.5 * ref_diff, f"fast path max |dlogit| {np.abs(quick - f32).max():.3g}"
 
 
 def test_sequence_mismatch_is_caught(smollm2_dir, tmp_path):

@@ -4,6 +4,6 @@
 #include "kernels/cpu/quant_gemm_tiled.inc"
 
 namespace lowbit {
-const QuantGemmKernels kQuantGemmAvx512 = {"quant_gemm_tiled_avx512", Isa::Avx512, avx512::int_gemm,
+const QuantGemmKernels kQuantGemmAvx512 = {"quant_gemm_tiled_avx512", Isa::Avx512, nullptr, avx512::int_gemm,
                                            avx512::code_gemm};
 }  // namespace lowbit

@@ -4,6 +4,6 @@
 #include "kernels/cpu/quant_gemm_tiled.inc"
 
 namespace lowbit {
-const QuantGemmKernels kQuantGemmPortable = {"quant_gemm_tiled_portable", Isa::Scalar, portable::int_gemm,
+const QuantGemmKernels kQuantGemmPortable = {"quant_gemm_tiled_portable", Isa::Scalar, nullptr, portable::int_gemm,
                                              portable::code_gemm};
 }  // namespace lowbit

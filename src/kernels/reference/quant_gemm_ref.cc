@@ -1,5 +1,6 @@
 #include "kernels/reference/quant_gemm_ref.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -158,6 +159,29 @@ void gemm_w4a16_ref(const QuantGemmDims& d, const float* x, const int8_t* wq, co
       y[i * d.n + j] = float(acc);
     }
   }
+}
+
+void gemm_w4a16_int8act_ref(const QuantGemmDims& d, const float* x, const int8_t* wq, const int8_t* zero,
+                            const float* scale, int64_t group, float* y) {
+  check_dims(d, "W4A16 int8-activation GEMM");
+  check_int_k(d, "W4A16 int8-activation GEMM");
+  if (group <= 0) fail("W4A16 int8-activation GEMM: group size must be positive, got {}", group);
+  const int64_t groups = ceil_div(d.k, group);
+  std::vector<int8_t> xq(size_t(d.m * d.k));
+  std::vector<float> sx(size_t(d.m));
+  quantize_act_per_token_sym(x, d.m, d.k, 8, xq.data(), sx.data());
+  for (int64_t i = 0; i < d.m; ++i)
+    for (int64_t j = 0; j < d.n; ++j) {
+      double acc = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        const int32_t z = zero ? zero[j * groups + g] : 0;
+        int32_t part = 0;
+        for (int64_t c = g * group; c < std::min(d.k, (g + 1) * group); ++c)
+          part += int32_t(xq[size_t(i * d.k + c)]) * (int32_t(wq[j * d.k + c]) - z);
+        acc += double(part) * double(scale[j * groups + g]);
+      }
+      y[i * d.n + j] = float(acc * double(sx[size_t(i)]));
+    }
 }
 
 void gemm_mxfp8_ref(const QuantGemmDims& d, const float* x, const uint8_t* w_fp8,

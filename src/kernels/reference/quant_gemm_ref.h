@@ -53,6 +53,15 @@ void gemm_w4a8_dynamic_ref(const QuantGemmDims& d, const float* x, const int8_t*
 void gemm_w4a16_ref(const QuantGemmDims& d, const float* x, const int8_t* wq, const int8_t* zero,
                     const float* scale, int64_t group, float* y);
 
+// W4A16 with per-token int8 activations (runtime_options().w4a16_activations == "int8", as
+// SGLang CPU's AWQ path and ggml's Q4×Q8 run it): xq, s_x as W8A8 dynamic (s = max|x|/127),
+// then y = s_x[m] · Σ_j s[n, j] · Σ_{k∈j} xq·(q − z[n, j]), each group's sum exact in int32 and
+// the rest in double. Codes and zeros as gemm_w4a16_ref (signed or unsigned, zero nullable).
+// Versus gemm_w4a16_ref it differs only by the activation rounding, |x − s_x·xq| ≤ s_x/2 per
+// element: |Δy| ≤ (s_x/2)·Σ_k |w[n, k]| (plus fp32 rounding).
+void gemm_w4a16_int8act_ref(const QuantGemmDims& d, const float* x, const int8_t* wq, const int8_t* zero,
+                            const float* scale, int64_t group, float* y);
+
 // MXFP8: E4M3 weights with E8M0 scales [N, K/32]; activations MXFP8-quantized with the OCP
 // rule (our run-time quantizer). y = Σ_blocks 2^(ex+ew) · Σ_32 x·w, block sums exact in
 // double. K % 32 != 0 and any 0xFF weight scale throw.

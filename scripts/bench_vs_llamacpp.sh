@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# lowbit vs llama.cpp on the same machine, same random checkpoint, same threads, run
+# alternately so both engines see the same machine state. A benchmark, not a test (CI does
+# not run it); run it on a quiet machine.
+#
+#   scripts/bench_vs_llamacpp.sh [-p 512] [-n 128] [-t 2] [-r 3] [-d 0] [--quick]
+#                                [--model-args "--preset qwen3-1.7b"] [--build-only] [--no-build]
+#
+# What it does (everything cached under ~/.cache/lowbit/llamacpp, so a second run only benches):
+#  1. llama.cpp from PyPI: the sdist of llama-cpp-python==0.3.36 vendors llama.cpp 0c1e57098;
+#     builds llama-bench and llama-quantize (Release, native, static) with clang: Debian's GCC 12
+#     miscompiles _tile_loadconfig, which would crash llama.cpp's AMX path (its PR #26954).
+#  2. The random Qwen3-1.7B-shaped checkpoint (tools/prepare/make_random_qwen3.py; hidden 2048,
+#     28 layers, 16/8 heads x 128, intermediate 6144, vocab 151936, BF16, tied embeddings).
+#  3. GGUF files with llama.cpp's convert_hf_to_gguf.py (BF16) and llama-quantize (Q8_0, Q4_0,
+#     Q4_K_M; it also quantizes the tied output matrix, lowbit keeps it BF16 unless
+#     --quantize-lm-head: compare bytes per token, not only bits per weight).
+#  4. R rounds; in each, every pair runs lowbit then llama.cpp (one repetition each), so drift
+#     hits both. Pairs: bf16~BF16, w8a8_int8~Q8_0, w4a8~Q4_0, w4a16~Q4_K_M; mxfp4 and mxfp8 have
+#     no llama.cpp counterpart here and are shown alone.
+#  5. One table: medians over rounds with min..max, the ratio lowbit / llama.cpp, and each
+#     engine's decode bandwidth fraction (lowbit: its own bytes per token; llama.cpp: its model
+#     size + KV, read once per token) against the bandwidth lowbit bench measured.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+P=512 N=128 T=2 R=3 D=0
+model_args="--preset qwen3-1.7b"
+build_only=0 no_build=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    -p) P=$2; shift 2 ;;
+    -n) N=$2; shift 2 ;;
+    -t) T=$2; shift 2 ;;
+    -r) R=$2; shift 2 ;;
+    -d) D=$2; shift 2 ;;
+    --quick) P=128 N=32 R=1; shift ;;
+    --model-args) model_args=$2; shift 2 ;;
+    --build-only) build_only=1; shift ;;
+    --no-build) no_build=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+py=$repo/.venv/bin/python
+lowbit=${LOWBIT_BIN:-$repo/build/lowbit}
+cache=${LOWBIT_LLAMACPP_CACHE:-$HOME/.cache/lowbit/llamacpp}
+version=0.3.36
+src=$cache/src/llama_cpp_python-$version/vendor/llama.cpp
+build=$cache/build-$version
+log() { echo "[bench_vs_llamacpp] $*" >&2; }
+mkdir -p "$cache"
+
+# ---- 1. llama.cpp sources and tools --------------------------------------------------------
+if [ ! -f "$src/CMakeLists.txt" ]; then
+  log "downloading the llama-cpp-python $version sdist (vendored llama.cpp)"
+  "$py" -m pip download "llama-cpp-python==$version" --no-deps --no-binary :all: -d "$cache/sdist" -q
+  mkdir -p "$cache/src"
+  tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache/src"
+fi
+if [ "$no_build" = 0 ] && [ ! -x "$build/bin/llama-bench" -o ! -x "$build/bin/llama-quantize" ]; then
+  log "building llama-bench and llama-quantize with clang (Release, native): takes a while on 2 cores"
+  # Only the two tools: no server, web UI (which would download), tests or examples.
+  CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
+    > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+  nice -n 10 ninja -C "$build" -j "${LLAMACPP_JOBS:-1}" llama-bench llama-quantize
+fi
+[ "$build_only" = 1 ] && { log "built: $build/bin/llama-bench, $build/bin/llama-quantize"; exit 0; }
+for tool in llama-bench llama-quantize; do
+  [ -x "$build/bin/$tool" ] || { echo "$build/bin/$tool missing (run without --no-build)" >&2; exit 1; }
+done
+[ -x "$lowbit" ] || { echo "$lowbit missing: build lowbit first (scripts/build.sh) or set LOWBIT_BIN" >&2; exit 1; }
+
+# ---- 2. the random checkpoint --------------------------------------------------------------
+model_key=$(echo "$model_args" | sha1sum | cut -c1-10)
+model=$cache/models/qwen3-random-$model_key
+if [ ! -f "$model/model.safetensors" ]; then
+  log "making the random checkpoint ($model_args) in $model"
+  # shellcheck disable=SC2086
+  "$py" "$repo/tools/prepare/make_random_qwen3.py" --out "$model" $model_args --no-check >&2
+fi
+
+# ---- 3. GGUF conversions -------------------------------------------------------------------
+gguf=$model/gguf
+mkdir -p "$gguf"
+if [ ! -f "$gguf/BF16.gguf" ]; then
+  # The converter runs in the project's venv (torch, transformers, numpy; llama.cpp's own gguf-py
+  # comes from its tree) and imports sentencepiece, which goes into a side folder so the venv
+  # stays as requirements.txt makes it.
+  if [ ! -d "$cache/pydeps/sentencepiece" ]; then
+    log "installing sentencepiece for convert_hf_to_gguf.py into $cache/pydeps"
+    "$py" -m pip install -q --target "$cache/pydeps" sentencepiece
+  fi
+  log "converting to GGUF BF16"
+  PYTHONPATH=$cache/pydeps "$py" "$src/convert_hf_to_gguf.py" "$model" --outtype bf16 \
+    --outfile "$gguf/BF16.gguf.tmp" >&2
+  mv "$gguf/BF16.gguf.tmp" "$gguf/BF16.gguf"
+fi
+for q in Q8_0 Q4_0 Q4_K_M; do
+  if [ ! -f "$gguf/$q.gguf" ]; then
+    log "llama-quantize $q"
+    "$build/bin/llama-quantize" "$gguf/BF16.gguf" "$gguf/$q.gguf.tmp" "$q" "$T" > "$gguf/$q.log" 2>&1 ||
+      { tail -20 "$gguf/$q.log"; exit 1; }
+    mv "$gguf/$q.gguf.tmp" "$gguf/$q.gguf"
+  fi
+done
+
+# ---- 4. alternate rounds -------------------------------------------------------------------
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+pairs="bf16:BF16 w8a8_int8:Q8_0 w4a8:Q4_0 w4a16:Q4_K_M mxfp4:- mxfp8:-"
+depth_args=()
+[ "$D" -gt 0 ] && depth_args=(-d "$D")
+for round in $(seq "$R"); do
+  for pair in $pairs; do
+    scheme=${pair%%:*} qtype=${pair#*:}
+    log "round $round/$R: lowbit $scheme"
+    "$lowbit" bench -q -m "$model" --quantization "$scheme" -p "$P" -n "$N" -t "$T" -r 1 "${depth_args[@]}" --json \
+      > "$out/lowbit.$scheme.$round.json"
+    if [ "$qtype" != - ]; then
+      log "round $round/$R: llama.cpp $qtype"
+      "$build/bin/llama-bench" -m "$gguf/$qtype.gguf" -p "$P" -n "$N" -t "$T" -r 1 "${depth_args[@]}" -o jsonl \
+        > "$out/llama.$qtype.$round.jsonl" 2> "$out/llama.$qtype.$round.log" ||
+        { tail -20 "$out/llama.$qtype.$round.log"; exit 1; }
+    fi
+  done
+done
+
+# ---- 5. one table --------------------------------------------------------------------------
+"$py" - "$out" "$pairs" "$P" "$N" "$D" "$T" "$R" "$model_args" <<'PY'
+import glob, json, os, statistics, sys
+out, pairs, P, N, D, T, R, margs = sys.argv[1], sys.argv[2].split(), *map(int, sys.argv[3:8]), sys.argv[8]
+
+def stat(v):
+    return (statistics.median(v), min(v), max(v)) if v else None
+
+def fmt(s):
+    return f"{s[0]:.2f} ({s[1]:.2f}..{s[2]:.2f})" if s else "-"
+
+def ratio(a, b):
+    return f"{a[0] / b[0]:.2f}x" if a and b and b[0] > 0 else "-"
+
+rows, bw, header = [], [], None
+for pair in pairs:
+    scheme, qtype = pair.split(":")
+    lb = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/lowbit.{scheme}.*.json"))]
+    if not lb:
+        continue
+    header = header or lb[0]
+    bw += [d["limits"]["read_bytes_per_s"] for d in lb]
+    r = [d["rows"][0] for d in lb]
+    l_pp = stat([x["prefill"]["tokens_per_s"]["median"] for x in r if P])
+    l_tg = stat([x["decode"]["tokens_per_s"]["median"] for x in r if N])
+    l_bytes = r[0]["decode"]["bytes_per_token"]["total"]
+    l_bw = stat([x["decode"]["roofline_fraction"] or 0 for x in r if N])
+    c_pp = c_tg = c_bytes = None
+    if qtype != "-":
+        tests = [json.loads(line) for f in sorted(glob.glob(f"{out}/llama.{qtype}.*.jsonl")) for line in open(f) if line.strip()]
+        c_pp = stat([t["avg_ts"] for t in tests if t["n_prompt"] == P and t["n_gen"] == 0])
+        c_tg = stat([t["avg_ts"] for t in tests if t["n_gen"] == N and t["n_prompt"] == 0])
+        if tests:
+            # Model tensors (the tied output matrix is token_embd itself, read once per token)
+            # plus the KV cache llama.cpp reads (F16 by default) over the mean decode context.
+            kv = r[0]["decode"]["bytes_per_token"]["kv"] / max(r[0]["kv_element_bytes"], 1e-9) * 2
+            c_bytes = tests[0]["model_size"] + kv
+    rows.append((scheme, l_pp, l_tg, l_bytes, l_bw, qtype, c_pp, c_tg, c_bytes))
+
+med_bw = statistics.median(bw) if bw else 0
+print(f"lowbit vs llama.cpp: {margs}; {T} threads, pp{P} / tg{N}" + (f" @ d{D}" if D else "") +
+      f"; medians of {R} alternating rounds (min..max)")
+if header:
+    print(f"cpu: {header['cpu']}; {header['kernels'].splitlines()[0]}; read bandwidth {med_bw / 1e9:.1f} GB/s (lowbit bench)")
+print()
+cols = ["lowbit", "pp t/s", "tg t/s", "MiB/tok", "tg bw %", "llama.cpp", "pp t/s", "tg t/s", "MiB/tok", "tg bw %",
+        "pp ratio", "tg ratio"]
+print("| " + " | ".join(cols) + " |")
+print("|" + "|".join("---" for _ in cols) + "|")
+for scheme, l_pp, l_tg, l_bytes, l_bw, qtype, c_pp, c_tg, c_bytes in rows:
+    c_bw = f"{100 * c_tg[0] * c_bytes / med_bw:.1f}" if c_tg and c_bytes and med_bw else "-"
+    print("| " + " | ".join([
+        scheme, fmt(l_pp), fmt(l_tg), f"{l_bytes / 2**20:.1f}", f"{100 * l_bw[0]:.1f}" if l_bw else "-",
+        qtype if qtype != "-" else "(none)", fmt(c_pp), fmt(c_tg), f"{c_bytes / 2**20:.1f}" if c_bytes else "-", c_bw,
+        ratio(l_pp, c_pp), ratio(l_tg, c_tg)]) + " |")
+print("\nratio = lowbit / llama.cpp (medians). MiB/tok: lowbit counts its packed linears, lm_head, one embedding row "
+      "and KV; llama.cpp's is its GGUF tensor size + an F16 KV cache over the same context.")
+PY

@@ -1,0 +1,49 @@
+// The portable activation quantizers: the reference quantizers row by row (so bit-identity
+// holds by construction), then K padding and group sums.
+#include <algorithm>
+
+#include "core/quant_types.h"
+#include "kernels/quantize_rows.h"
+#include "kernels/reference/quantize_ref.h"
+
+namespace lowbit {
+
+namespace {
+
+void pad_and_sum(const ActQuantRows& r, int64_t i) {
+  int8_t* q = r.q + i * r.ldq;
+  std::fill(q + r.k, q + r.ldq, int8_t(0));
+  if (!r.group_sum) return;
+  const int64_t group = r.group ? r.group : r.ldq, groups = act_groups(r.ldq, r.group);
+  for (int64_t g = 0; g < groups; ++g) {
+    int32_t s = 0;
+    for (int64_t j = g * group; j < std::min(r.ldq, (g + 1) * group); ++j) s += q[j];
+    r.group_sum[i * groups + g] = s;
+  }
+}
+
+void per_token_sym(const ActQuantRows& r, int bits, float* scale) {
+  for (int64_t i = 0; i < r.m; ++i) {
+    quantize_act_per_token_sym(r.x + i * r.ldx, 1, r.k, bits, r.q + i * r.ldq, scale + i);
+    pad_and_sum(r, i);
+  }
+}
+
+void static_int8(const ActQuantRows& r, float scale, float zero, StaticActRule rule) {
+  for (int64_t i = 0; i < r.m; ++i) {
+    const float* x = r.x + i * r.ldx;
+    int8_t* q = r.q + i * r.ldq;
+    if (rule == StaticActRule::MulOffset) {
+      quantize_act_static_asym(x, r.k, scale, zero, q);
+    } else {
+      for (int64_t j = 0; j < r.k; ++j) q[j] = int8_t(round_half_even(clampf(x[j] / scale + zero, -128.0f, 127.0f)));
+    }
+    pad_and_sum(r, i);
+  }
+}
+
+}  // namespace
+
+const ActQuantKernels kActQuantPortable = {"act_quant_portable", Isa::Scalar, per_token_sym, static_int8};
+
+}  // namespace lowbit

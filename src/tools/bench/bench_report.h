@@ -1,0 +1,51 @@
+// The output of `lowbit bench`: a header (CPU, kernel path, measured limits, what the rooflines
+// count), then one table row per scheme, in llama-bench's markdown style; or the same as one
+// JSON document.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/roofline.h"
+#include "tools/bench/bench_stats.h"
+#include "tools/bench/model_costs.h"
+
+namespace lowbit {
+
+struct BenchSetup {
+  std::string model_path, model, cpu_name, kernels;  // kernels: cpu_features().report()
+  int threads = 0;
+  int64_t prompt = 0, gen = 0, depth = 0;
+  int reps = 0;
+  MachineLimits limits;
+};
+
+struct BenchRow {
+  std::string scheme, linear;  // linear: the first layer's LinearMethod::describe()
+  double weight_bytes = 0, load_seconds = 0, kv_element_bytes = 0;
+  Stats prefill_tps, decode_tps;
+  PrefillOps prefill_ops;
+  DecodeBytes decode_bytes;
+  PeakKind peak = PeakKind::Fp32Fma;
+  double peak_ops_per_s = 0;
+  // Roofline tokens/s and the median's fraction of it (0 when the limit was not measured).
+  double prefill_roofline_tps = 0, decode_roofline_tps = 0, prefill_fraction = 0, decode_fraction = 0;
+};
+
+// Fills the roofline fields of `row` from its costs and the measured limits.
+void apply_rooflines(BenchRow& row, const MachineLimits& limits);
+
+// "Intel(R) Xeon(R) Platinum 8480+" from /proc/cpuinfo, or "unknown CPU".
+std::string cpu_model_name();
+
+void print_header(std::FILE* out, const BenchSetup& s);
+void print_table_head(std::FILE* out, const BenchSetup& s);
+void print_row(std::FILE* out, const BenchSetup& s, const BenchRow& r);
+void print_footer(std::FILE* out, const std::vector<BenchRow>& rows);
+nlohmann::json bench_json(const BenchSetup& s, const std::vector<BenchRow>& rows);
+
+}  // namespace lowbit
