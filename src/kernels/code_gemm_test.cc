@@ -145,6 +145,31 @@ void set_tolerance(Problem& p, const std::vector<double>& T, double factor, doub
     p.tol[i] = float((double(p.k) + 8) * std::ldexp(1.0, -24) * factor * T[i] + rel_extra * T[i] + std::ldexp(1.0, -120));
 }
 
+// Fp32 activations x [m, k] into p.xf, rows of kp floats zero-padded past k.
+void set_float_activations(Problem& p, const std::vector<float>& x, int64_t kp) {
+  p.xf.assign(size_t(std::max<int64_t>(p.m, 1) * kp), 0.0f);
+  for (int64_t i = 0; i < p.m; ++i) std::memcpy(p.xf.data() + i * kp, x.data() + i * p.k, size_t(p.k) * 4);
+}
+
+// p.ref = float(Σ_c t) accumulated in double, and the magnitude sums T = Σ_c |t| it returns,
+// with t = term(x[i, c], j, c) the double product of an fp32 activation and a weight.
+template <class Term>
+std::vector<double> float_reference(Problem& p, const std::vector<float>& x, Term term) {
+  p.ref.resize(size_t(p.m * p.n));
+  std::vector<double> T(size_t(p.m * p.n));
+  for (int64_t i = 0; i < p.m; ++i)
+    for (int64_t j = 0; j < p.n; ++j) {
+      double acc = 0;
+      for (int64_t c = 0; c < p.k; ++c) {
+        const double t = term(double(x[size_t(i * p.k + c)]), j, c);
+        acc += t;
+        T[size_t(i * p.n + j)] += std::fabs(t);
+      }
+      p.ref[size_t(i * p.n + j)] = float(acc);
+    }
+  return T;
+}
+
 constexpr int64_t kMs[] = {0, 1, 2, 3, 5, 8, 9, 16, 17, 33, 64};
 
 // MX: weights E4M3 (fp4_w false) or E2M1 codes with E8M0 scales; activations MXFP8 or MXFP4.
@@ -286,20 +311,10 @@ TEST(CodeGemm, Fp8PerChannelFloatActivations) {
       p.scale = TiledParams(n, 1);
       for (int64_t r = 0; r < n; ++r) p.scale.set(r, 0, q.scale[size_t(r)]);
       const auto x = activations(m, k, 33 + uint32_t(m), false);
-      p.xf.assign(size_t(std::max<int64_t>(m, 1) * kp), 0.0f);
-      for (int64_t i = 0; i < m; ++i) std::memcpy(p.xf.data() + i * kp, x.data() + i * k, size_t(k) * 4);
-      p.ref.resize(size_t(m * n));
-      std::vector<double> T(size_t(m * n));
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) {
-          double acc = 0;
-          for (int64_t c = 0; c < k; ++c) {
-            const double t = double(x[size_t(i * k + c)]) * kTables.fp8[q.q[size_t(j * k + c)]] * q.scale[size_t(j)];
-            acc += t;
-            T[size_t(i * n + j)] += std::fabs(t);
-          }
-          p.ref[size_t(i * n + j)] = float(acc);
-        }
+      set_float_activations(p, x, kp);
+      const std::vector<double> T = float_reference(p, x, [&](double xv, int64_t j, int64_t c) {
+        return xv * kTables.fp8[q.q[size_t(j * k + c)]] * q.scale[size_t(j)];
+      });
       set_tolerance(p, T, 1.0, bf16 ? std::ldexp(1.0, -8) : 0.0);
       CodeGemmArgs& a = p.args;
       a.x = p.xf.data();
@@ -346,8 +361,7 @@ TEST(CodeGemm, W4A16FloatActivations) {
         std::vector<float> zf(q.zero.begin(), q.zero.end());
         p.zero = TiledParams(zf.data(), n, groups);
         const auto x = activations(m, k, 43 + uint32_t(m), false);
-        p.xf.assign(size_t(std::max<int64_t>(m, 1) * kp), 0.0f);
-        for (int64_t i = 0; i < m; ++i) std::memcpy(p.xf.data() + i * kp, x.data() + i * k, size_t(k) * 4);
+        set_float_activations(p, x, kp);
         p.ref.resize(size_t(m * n));
         if (m) gemm_w4a16_ref({m, n, k}, x.data(), q.q.data(), q.zero.data(), q.scale.data(), group, p.ref.data());
         std::vector<double> T(size_t(m * n));
@@ -392,18 +406,9 @@ TEST(CodeGemm, InexactTableFallsBack) {
   for (int64_t r = 0; r < n; ++r) p.scale.set(r, 0, 0.5f + float(r));
   const auto x = activations(m, k, 7, false);
   p.xf = x;
-  p.ref.resize(size_t(m * n));
-  std::vector<double> T(size_t(m * n));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double acc = 0;
-      for (int64_t c = 0; c < k; ++c) {
-        const double t = double(x[size_t(i * k + c)]) * double(lut[wc[size_t(j * k + c)]] * (0.5f + float(j)));
-        acc += t;
-        T[size_t(i * n + j)] += std::fabs(t);
-      }
-      p.ref[size_t(i * n + j)] = float(acc);
-    }
+  const std::vector<double> T = float_reference(p, x, [&](double xv, int64_t j, int64_t c) {
+    return xv * double(lut[wc[size_t(j * k + c)]] * (0.5f + float(j)));
+  });
   set_tolerance(p, T, 2.0, 0.0);
   p.args.x = p.xf.data();
   p.args.ldx = k;

@@ -23,6 +23,7 @@
 
 #include "core/cpu_features.h"
 #include "kernels/cpu/int_gemm_amx.h"
+#include "kernels/int_gemm_test_problem.h"
 #include "kernels/quant_gemm.h"
 
 namespace lowbit {
@@ -55,32 +56,16 @@ struct Problem {
   uint32_t seed = 1;
 };
 
-// Operands in canonical form (codes [n][k], xq [m][ldxq]) and packed for the kernels.
-struct Data {
+// The problem's operands (int_gemm_test_problem.h), drawn in this test's order and ranges.
+struct Data : int_gemm_test::Operands {
   Problem p;
-  int64_t kp = 0, ldxq = 0, groups = 1;
-  std::vector<int8_t> codes, xq;
-  PackedCodes w;
-  TiledParams gs, gz;
-  std::vector<int32_t> cib, rgs;
-  std::vector<float> rs;
-  AlignedArray<float> cs, cb;
 
-  explicit Data(const Problem& pr) : p(pr) {
+  // Odd m: a row stride past k_pad whose gap holds junk the kernel must not use; even m:
+  // rows end exactly at the buffer's end (an over-read shows under ASan).
+  explicit Data(const Problem& pr) : Operands(pr.bits, pr.m, pr.n, pr.k, pr.group, pr.m % 2 ? 12 : 0), p(pr) {
     std::mt19937 rng(p.seed);
-    const int qmax = p.bits == 8 ? 127 : 7;
-    std::uniform_int_distribution<int> wd(-qmax - 1, qmax), xd(p.bits == 8 ? -128 : -7, p.bits == 8 ? 127 : 7);
-    w = PackedCodes(p.bits, p.n, p.k);
-    kp = w.k_pad();
-    // Odd m: a row stride past k_pad whose gap holds junk the kernel must not use; even m:
-    // rows end exactly at the buffer's end (an over-read shows under ASan).
-    ldxq = kp + (p.m % 2 ? 12 : 0);
-    groups = p.group ? (kp + p.group - 1) / p.group : 1;
-    codes.resize(size_t(p.n * p.k));
-    for (auto& c : codes) c = int8_t(wd(rng));
-    xq.assign(size_t(p.m * ldxq), int8_t(99));
-    for (int64_t i = 0; i < p.m; ++i)
-      for (int64_t k = 0; k < kp; ++k) xq[size_t(i * ldxq + k)] = k < p.k ? int8_t(xd(rng)) : 0;
+    draw_codes(rng);
+    draw_activations(rng, std::uniform_int_distribution<int>(p.bits == 8 ? -128 : -7, p.bits == 8 ? 127 : 7), 99);
     if (p.extreme) {
       // Row 0 and column 0 at the code limits over the first min(K, 900) k, so their
       // product sums stay below 2^24 (exact in fp32) however K grows.
@@ -91,87 +76,47 @@ struct Data {
       }
       for (int64_t k = 0; k < p.k; ++k) xq[size_t(std::min<int64_t>(1, p.m - 1) * ldxq + k)] = 0;  // a zero row
     }
-    std::vector<uint8_t> row(size_t(p.k));
-    for (int64_t r = 0; r < p.n; ++r) {
-      for (int64_t k = 0; k < p.k; ++k) row[size_t(k)] = uint8_t(codes[size_t(r * p.k + k)]) & (p.bits == 8 ? 0xFF : 0x0F);
-      w.set_row(r, row.data());
-    }
+    pack_codes();
+    sum_row_groups();
+    pass_gs = p.group != 0;
+    pass_gz = pass_rgs = p.zero;
+    pass_cib = p.int_bias;
+    pass_scales = p.scales;
+    pass_bias = p.bias;
     std::uniform_real_distribution<float> u(0.5f, 2.0f);
-    if (p.group) {
-      gs = TiledParams(p.n, groups);
+    if (p.group)
       for (int64_t r = 0; r < p.n; ++r)
-        for (int64_t g = 0; g < groups; ++g) gs.set(r, g, p.scales ? u(rng) * (g % 2 ? -1.0f : 1.0f) : 1.0f);
-    }
+        for (int64_t g = 0; g < groups; ++g) set_group_scale(r, g, p.scales ? u(rng) * (g % 2 ? -1.0f : 1.0f) : 1.0f);
     if (p.zero) {
-      gz = TiledParams(p.n, groups);
       std::uniform_int_distribution<int> zd(-8, 8);
       for (int64_t r = 0; r < p.n; ++r)
-        for (int64_t g = 0; g < groups; ++g) gz.set(r, g, float(zd(rng)));  // integer-valued, in code units
-      rgs.assign(size_t(p.m * groups), 0);
-      const int64_t gk = p.group ? p.group : kp;
-      for (int64_t i = 0; i < p.m; ++i)
-        for (int64_t k = 0; k < kp; ++k) rgs[size_t(i * groups + k / gk)] += xq[size_t(i * ldxq + k)];
+        for (int64_t g = 0; g < groups; ++g) set_zero(r, g, zd(rng));
     }
     if (p.int_bias) {
-      cib.assign(size_t(w.n_pad()), 0);
       std::uniform_int_distribution<int> bd(-100000, 100000);
       for (int64_t r = 0; r < p.n; ++r) cib[size_t(r)] = bd(rng);
     }
     const float rscale = p.extreme ? 1e-20f : 1.0f, cscale = p.extreme ? 3e19f : 1.0f;
     if (p.scales) {
-      rs.resize(size_t(p.m));
-      for (auto& v : rs) v = u(rng) * rscale;
-      cs = padded_row_vector(p.n);
+      for (int64_t i = 0; i < p.m; ++i) rs[size_t(i)] = u(rng) * rscale;
       for (int64_t r = 0; r < p.n; ++r) cs[size_t(r)] = u(rng) * cscale;
     }
     if (p.bias) {
-      cb = padded_row_vector(p.n);
       std::normal_distribution<float> bd(0.0f, 1000.0f);
       for (int64_t r = 0; r < p.n; ++r) cb[size_t(r)] = bd(rng);
     }
   }
 
-  IntGemmArgs args(float* y, int64_t ldy) const {
-    IntGemmArgs a;
-    a.xq = xq.data();
-    a.ldxq = ldxq;
-    a.m = p.m;
-    a.w = &w;
-    a.group = p.group;
-    a.group_scale = p.group ? &gs : nullptr;
-    a.group_zero = p.zero ? &gz : nullptr;
-    a.row_group_sum = p.zero ? rgs.data() : nullptr;
-    a.col_int_bias = p.int_bias ? cib.data() : nullptr;
-    a.row_scale = p.scales ? rs.data() : nullptr;
-    a.col_scale = p.scales ? cs.data() : nullptr;
-    a.col_bias = p.bias ? cb.data() : nullptr;
-    a.y = y;
-    a.ldy = ldy;
-    return a;
-  }
-
-  // The contract in double, and the bound from the header comment, for output (i, r).
+  // The contract in double, and the bound from the header comment, for output (i, r): the
+  // integer bias joins group 0's sum, and each group's sum must stay an exact fp32 integer.
   void oracle(int64_t i, int64_t r, double& y, double& tol) const {
-    const int64_t gk = p.group ? p.group : kp;
-    double sum = 0, mag = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t s = 0, xs = 0;
-      for (int64_t k = g * gk; k < std::min(kp, (g + 1) * gk); ++k) {
-        const int64_t x = xq[size_t(i * ldxq + k)];
-        s += x * (k < p.k ? codes[size_t(r * p.k + k)] : 0);
-        xs += x;
-      }
-      if (g == 0 && p.int_bias) s += cib[size_t(r)];
-      if (p.zero) s -= int64_t(gz.lanes(r / kTileN, g)[r % kTileN]) * xs;
+    double mag = 0;
+    y = Operands::oracle(i, r, [&](int64_t g, const int_gemm_test::GroupSums& sums, double scale) {
+      const int64_t s = sums.part + (g == 0 && p.int_bias ? cib[size_t(r)] : 0);
       EXPECT_LT(std::llabs(s), int64_t(1) << 24) << "test case leaves fp32's exact integers";
-      const double scale = p.group ? gs.lanes(r / kTileN, g)[r % kTileN] : 1.0;
-      sum += double(s) * scale;
       mag += std::fabs(double(s)) * std::fabs(scale);
-    }
-    const double rc = p.scales ? double(rs[size_t(i)]) * double(cs[size_t(r)]) : 1.0;
-    const double b = p.bias ? cb[size_t(r)] : 0.0;
-    y = sum * rc + b;
-    tol = double(2 * groups + 8) * std::ldexp(1.0, -24) * (mag * std::fabs(rc) + std::fabs(b));
+    });
+    tol = double(2 * groups + 8) * std::ldexp(1.0, -24) * (mag * std::fabs(outer_scale(i, r)) + std::fabs(bias(r)));
   }
 };
 

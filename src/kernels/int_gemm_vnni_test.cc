@@ -24,6 +24,7 @@
 
 #include "core/cpu_features.h"
 #include "kernels/cpu/int_gemm_vnni.h"
+#include "kernels/int_gemm_test_problem.h"
 #include "kernels/quant_gemm.h"
 #include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
@@ -41,129 +42,60 @@ struct Problem {
   uint32_t seed = 1;
 };
 
-// Canonical operands (codes [n][k], xq [m][ldxq]) and their packed form.
-struct Data {
+// The problem's operands (int_gemm_test_problem.h), drawn in this test's order and ranges.
+struct Data : int_gemm_test::Operands {
   Problem p;
-  int64_t kp = 0, ldxq = 0, groups = 1;
-  std::vector<int8_t> codes, xq;
-  std::vector<int32_t> zeros;  // [n][groups] (one per n without groups)
-  PackedCodes w;
-  TiledParams gs, gz;
-  std::vector<int32_t> cib, rgs;
-  std::vector<float> rs, gsv;
-  AlignedArray<float> cs, cb;
 
-  explicit Data(const Problem& pr) : p(pr) {
+  // Rows of xq carry 12 junk bytes past k_pad that no kernel may read.
+  explicit Data(const Problem& pr) : Operands(pr.bits, pr.m, pr.n, pr.k, pr.group, 12), p(pr) {
     std::mt19937 rng(p.seed);
     const int wmax = p.bits == 8 ? 127 : 7, xmax = p.act4 ? 7 : 127;
-    std::uniform_int_distribution<int> wd(-wmax - 1, wmax), xd(-xmax - 1, xmax);
+    std::uniform_int_distribution<int> wd = code_dist();
     std::uniform_real_distribution<float> ud(0.5f, 2.0f);
     auto sign = [&] { return rng() % 2 ? 1.0f : -1.0f; };
-    w = PackedCodes(p.bits, p.n, p.k);
-    kp = w.k_pad();
-    ldxq = kp + 12;  // junk past k_pad that no kernel may read
-    groups = p.group ? (kp + p.group - 1) / p.group : 1;
-    codes.resize(size_t(p.n * p.k));
-    for (auto& c : codes) c = int8_t(wd(rng));
+    draw_codes(rng);
     if (p.n > 2)  // extreme rows: all minimum, all maximum codes
       for (int64_t j = 0; j < p.k; ++j) codes[size_t(j)] = int8_t(-wmax - 1), codes[size_t(p.k + j)] = int8_t(wmax);
-    std::vector<uint8_t> row(size_t(p.k));
-    const uint8_t mask = p.bits == 8 ? 0xFF : 0x0F;
-    for (int64_t r = 0; r < p.n; ++r) {
-      for (int64_t j = 0; j < p.k; ++j) row[size_t(j)] = uint8_t(codes[size_t(r * p.k + j)]) & mask;
-      w.set_row(r, row.data());
-    }
-    xq.assign(size_t(std::max<int64_t>(p.m, 1) * ldxq), int8_t(0x5A));
-    for (int64_t i = 0; i < p.m; ++i) {
-      int8_t* x = xq.data() + i * ldxq;
-      for (int64_t j = 0; j < kp; ++j) x[j] = j < p.k ? int8_t(xd(rng)) : 0;
-      if (i == 1) std::fill(x, x + p.k, int8_t(0));           // a zero row
-      if (i == 2) std::fill(x, x + p.k, int8_t(-xmax - 1));   // all at the minimum
-    }
-    rgs.resize(size_t(std::max<int64_t>(p.m, 1) * groups));
-    const int64_t group = p.group ? p.group : kp;
-    for (int64_t i = 0; i < p.m; ++i)
-      for (int64_t g = 0; g < groups; ++g) {
-        int32_t s = 0;
-        for (int64_t j = g * group; j < std::min(kp, (g + 1) * group); ++j) s += xq[size_t(i * ldxq + j)];
-        rgs[size_t(i * groups + g)] = s;
-      }
+    pack_codes();
+    draw_activations(rng, std::uniform_int_distribution<int>(-xmax - 1, xmax), int8_t(0x5A));
+    if (p.m > 1) std::fill_n(xq.begin() + ldxq, p.k, int8_t(0));                 // a zero row
+    if (p.m > 2) std::fill_n(xq.begin() + 2 * ldxq, p.k, int8_t(-xmax - 1));    // all at the minimum
+    sum_row_groups();
+    pass_gs = p.group && p.scales;
+    pass_gz = p.zero;
+    pass_rgs = p.sums;
+    pass_cib = p.int_bias && !p.group;
+    pass_scales = p.scales;
+    pass_bias = p.bias;
     const float e = p.extreme ? 1e-18f : 1.0f;
-    gs = TiledParams(p.n, groups);
-    gsv.assign(size_t(p.n * groups), 1.0f);
     if (p.group)
       for (int64_t r = 0; r < p.n; ++r)
         for (int64_t g = 0; g < groups; ++g) {
           const float v = p.scales ? sign() * ud(rng) * e : 1.0f;
-          gs.set(r, g, v);
-          gsv[size_t(r * groups + g)] = v;
+          set_group_scale(r, g, v);
         }
-    zeros.assign(size_t(p.n * groups), 0);
-    if (p.zero) {
-      gz = TiledParams(p.n, groups);
+    if (p.zero)
       for (int64_t r = 0; r < p.n; ++r)
-        for (int64_t g = 0; g < groups; ++g) {
-          zeros[size_t(r * groups + g)] =
-              p.big_zero ? std::uniform_int_distribution<int>(-p.big_zero, p.big_zero)(rng) : wd(rng);
-          gz.set(r, g, float(zeros[size_t(r * groups + g)]));
-        }
-    }
-    cib.assign(size_t(w.n_pad()), 0);
+        for (int64_t g = 0; g < groups; ++g)
+          set_zero(r, g, p.big_zero ? std::uniform_int_distribution<int>(-p.big_zero, p.big_zero)(rng) : wd(rng));
     if (p.int_bias)
       for (int64_t r = 0; r < p.n; ++r) cib[size_t(r)] = int32_t(rng() % (1 << 20)) - (1 << 19);
-    rs.assign(size_t(std::max<int64_t>(p.m, 1)), 1.0f);
     for (auto& v : rs) v = ud(rng) * (p.extreme ? 1e20f : 1.0f);
-    cs = padded_row_vector(p.n);
-    cb = padded_row_vector(p.n);
     for (int64_t r = 0; r < p.n; ++r) {
       cs[size_t(r)] = sign() * ud(rng) * (p.extreme ? 1e-6f : 1.0f);
       cb[size_t(r)] = sign() * ud(rng) * 100.0f;
     }
   }
 
-  IntGemmArgs args(float* y, int64_t ldy) const {
-    IntGemmArgs a;
-    a.xq = xq.data();
-    a.ldxq = ldxq;
-    a.m = p.m;
-    a.w = &w;
-    a.group = p.group;
-    a.group_scale = p.group && p.scales ? &gs : nullptr;
-    a.group_zero = p.zero ? &gz : nullptr;
-    a.row_group_sum = p.sums ? rgs.data() : nullptr;
-    a.col_int_bias = p.int_bias && !p.group ? cib.data() : nullptr;
-    a.row_scale = p.scales ? rs.data() : nullptr;
-    a.col_scale = p.scales ? cs.data() : nullptr;
-    a.col_bias = p.bias ? cb.data() : nullptr;
-    a.y = y;
-    a.ldy = ldy;
-    return a;
-  }
-
-  // The contract in double: value and the rounding-error magnitude bound.
+  // The contract in double: value and the rounding-error magnitude bound of the header
+  // comment (the zero-point correction counted as |z·Σ xq| beside |Σ xq·w|).
   void oracle(int64_t i, int64_t r, double& value, double& mag) const {
-    const int64_t group = p.group ? p.group : kp;
-    double v = 0, m = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t part = 0, raw = 0;
-      const int64_t z = zeros[size_t(r * groups + g)];
-      for (int64_t j = g * group; j < std::min(kp, (g + 1) * group); ++j) {
-        const int64_t x = xq[size_t(i * ldxq + j)], c = j < p.k ? codes[size_t(r * p.k + j)] : 0;
-        part += x * (c - z);
-        raw += x * c;
-      }
-      const double s = gsv[size_t(r * groups + g)];
-      v += double(part) * s;
-      m += (std::fabs(double(raw)) + std::fabs(double(z) * rgs[size_t(i * groups + g)])) * std::fabs(s);
-    }
-    if (p.int_bias && !p.group) {
-      v += cib[size_t(r)];
-      m += std::fabs(double(cib[size_t(r)]));
-    }
-    const double scale = p.scales ? double(rs[size_t(i)]) * cs[size_t(r)] : 1.0;
-    const double bias = p.bias ? cb[size_t(r)] : 0.0;
-    value = v * scale + bias;
-    mag = m * std::fabs(scale) + std::fabs(bias);
+    double m_sum = 0;
+    value = Operands::oracle(i, r, [&](int64_t, const int_gemm_test::GroupSums& s, double scale) {
+      m_sum += (std::fabs(double(s.raw)) + std::fabs(double(s.zero) * double(s.xsum))) * std::fabs(scale);
+    });
+    if (pass_cib) m_sum += std::fabs(double(cib[size_t(r)]));
+    mag = m_sum * std::fabs(outer_scale(i, r)) + std::fabs(bias(r));
   }
 };
 
@@ -333,37 +265,17 @@ TEST(IntGemmVnni, PrefillLongExact) {
 // codes, any with int8) are subtracted as z·S instead: exact too.
 TEST(IntGemmVnni, PrefillLargeZeroPoints) {
   for (int bits : {4, 8})
-    for (int64_t group : {0, 32}) {
-      Problem p;
-      p.m = 20;
-      p.bits = bits;
-      p.group = group;
-      p.zero = true;
-      p.big_zero = 200;
-      p.k = 264;
-      p.n = 90;
-      p.seed = uint32_t(600 + bits + group);
-      expect_all(p);
-    }
+    for (int64_t group : {0, 32})
+      expect_all({.bits = bits, .m = 20, .n = 90, .k = 264, .group = group, .zero = true, .big_zero = 200,
+                  .seed = uint32_t(600 + bits + group)});
 }
 
 // Scaled prefill over many row blocks: the fp32 bound.
 TEST(IntGemmVnni, PrefillScaled) {
   for (int bits : {8, 4})
-    for (int64_t group : {0, 128}) {
-      Problem p;
-      p.m = 100;
-      p.bits = bits;
-      p.group = group;
-      p.zero = bits == 4 && group;
-      p.n = 53;
-      p.k = 1000;
-      p.scales = true;
-      p.bias = true;
-      p.int_bias = group == 0;
-      p.seed = uint32_t(700 + bits + group);
-      expect_all(p);
-    }
+    for (int64_t group : {0, 128})
+      expect_all({.bits = bits, .m = 100, .n = 53, .k = 1000, .group = group, .zero = bits == 4 && group,
+                  .int_bias = group == 0, .bias = true, .scales = true, .seed = uint32_t(700 + bits + group)});
 }
 
 TEST(IntGemmVnni, SumsComputedWhenAbsent) {

@@ -17,6 +17,32 @@ void configure() {
   amx::ensure_config(cfg);
 }
 
+// Zeroes all eight tiles after the config, then runs `block` (one iteration's tile products)
+// `iters` times: the loop body is only tile instructions, no memory traffic.
+template <class Block>
+[[gnu::always_inline]] inline void run_blocks(int64_t iters, Block block) {
+  configure();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  for (int64_t i = 0; i < iters; ++i) block();
+}
+
+// One iteration's four products C0..C3 += {A4, A5} × {B6, B7} with the tile instruction OP. A
+// macro because the intrinsics paste literal tile numbers into the instruction text.
+#define LOWBIT_AMX_2X2_BLOCK(OP) \
+  [] {                           \
+    OP(0, 4, 6);                 \
+    OP(1, 4, 7);                 \
+    OP(2, 5, 6);                 \
+    OP(3, 5, 7);                 \
+  }
+
 template <class T>
 T fold_tile0() {
   alignas(64) T c[16 * 16];
@@ -29,44 +55,18 @@ T fold_tile0() {
 
 // Each tdpbssd: 16×16 outputs × 64 int8 products = 16384 multiply-adds = 32768 operations.
 double int8_amx(int64_t iters, int32_t* sink) {
-  configure();
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_zero(4);
-  _tile_zero(5);
-  _tile_zero(6);
-  _tile_zero(7);
-  for (int64_t i = 0; i < iters; ++i) {
-    _tile_dpbssd(0, 4, 6);
-    _tile_dpbssd(1, 4, 7);
-    _tile_dpbssd(2, 5, 6);
-    _tile_dpbssd(3, 5, 7);
-  }
+  run_blocks(iters, LOWBIT_AMX_2X2_BLOCK(_tile_dpbssd));
   *sink += fold_tile0<int32_t>();
   return double(iters) * 4 * 16 * 16 * 64 * 2;
 }
 
 // Each tdpbf16ps: 16×16 outputs × 32 bf16 products = 8192 multiply-adds = 16384 operations.
 double bf16_amx(int64_t iters, float* sink) {
-  configure();
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  _tile_zero(4);
-  _tile_zero(5);
-  _tile_zero(6);
-  _tile_zero(7);
-  for (int64_t i = 0; i < iters; ++i) {
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
+  run_blocks(iters, LOWBIT_AMX_2X2_BLOCK(_tile_dpbf16ps));
   *sink += fold_tile0<float>();
   return double(iters) * 4 * 16 * 16 * 32 * 2;
 }
+
+#undef LOWBIT_AMX_2X2_BLOCK
 
 }  // namespace lowbit::roofline
