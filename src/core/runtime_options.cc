@@ -25,20 +25,16 @@ void from_env(std::string& field, const char* name) {
 RuntimeOptions initial() {
   RuntimeOptions o;
   from_env(o.float_activations, "LOWBIT_FLOAT_ACTIVATIONS");
+  check_one_of(o.float_activations, {"auto", "bf16", "f32"}, "LOWBIT_FLOAT_ACTIVATIONS");
   from_env(o.w4a16_activations, "LOWBIT_W4A16_ACTIVATIONS");
+  check_one_of(o.w4a16_activations, {"int8", "float"}, "LOWBIT_W4A16_ACTIVATIONS");
   from_env(o.kv_cache_dtype, "LOWBIT_KV_CACHE_DTYPE");
+  check_one_of(o.kv_cache_dtype, {"auto", "bf16", "f32", "fp8_e4m3"}, "LOWBIT_KV_CACHE_DTYPE");
   if (const char* v = std::getenv("LOWBIT_QUANTIZE_LM_HEAD"); v && *v) o.quantize_lm_head = std::string(v) != "0";
-  validate_runtime_options(o, "environment (LOWBIT_*)");
   return o;
 }
 
 }  // namespace
-
-void validate_runtime_options(const RuntimeOptions& o, const std::string& what) {
-  check_one_of(o.float_activations, {"auto", "bf16", "f32"}, what + " float activations");
-  check_one_of(o.w4a16_activations, {"int8", "float"}, what + " W4A16 activations");
-  check_one_of(o.kv_cache_dtype, {"auto", "bf16", "f32", "fp8_e4m3"}, what + " KV cache dtype");
-}
 
 RuntimeOptions& runtime_options() {
   static RuntimeOptions o = initial();

@@ -29,9 +29,7 @@ struct RuntimeOptions {
 
 // The process-wide options. Environment overrides are applied the first time this is called:
 // LOWBIT_FLOAT_ACTIVATIONS, LOWBIT_W4A16_ACTIVATIONS, LOWBIT_KV_CACHE_DTYPE,
-// LOWBIT_QUANTIZE_LM_HEAD=1. Invalid values throw Error naming the variable.
+// LOWBIT_QUANTIZE_LM_HEAD=1. An invalid value throws Error naming the variable.
 RuntimeOptions& runtime_options();
-// Throws Error naming `what` (a flag or variable) when a value is not one of the allowed ones.
-void validate_runtime_options(const RuntimeOptions& o, const std::string& what);
 
 }  // namespace lowbit

@@ -8,6 +8,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/runtime_options.h"
 #include "kernels/kernel_report.h"
 #include "tools/commands.h"
 
@@ -38,6 +39,13 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // LOWBIT_* numeric-policy variables are read here, once, so a bad one is a clear error.
+  try {
+    lowbit::runtime_options();
+  } catch (const lowbit::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
   CLI::App app{"lowbit: quantized Qwen3-family inference on CPU"};
   app.set_version_flag("--version", version_text, "Print the version and the CPU kernel path in use, then exit");
   app.require_subcommand(1);

@@ -136,3 +136,19 @@ def test_broken_checkpoint_names_file_and_tensor(smollm2_dir, tmp_path):
     (bad / "config.json").write_text(json.dumps(cfg))
     r = lowbit("generate", "--model-path", bad, "--prompt", "hi", "--max-new-tokens", "1", check=False)
     assert r.returncode != 0 and "MambaForCausalLM" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("var", ["LOWBIT_KV_CACHE_DTYPE", "LOWBIT_FLOAT_ACTIVATIONS", "LOWBIT_W4A16_ACTIVATIONS"])
+def test_bad_numeric_policy_variable_is_a_clear_error(smollm2_dir, var):
+    import os
+    r = subprocess.run([str(LOWBIT), "generate", "-m", str(smollm2_dir), "--prompt", "hi", "-n", "1"],
+                       capture_output=True, text=True, env={**os.environ, var: "bogus"})
+    assert r.returncode == 2, r.stderr
+    assert var in r.stderr and "'bogus'" in r.stderr, r.stderr
+    assert "terminate" not in r.stderr
+
+
+def test_bad_numeric_policy_flag_is_a_clear_error(smollm2_dir):
+    r = subprocess.run([str(LOWBIT), "generate", "-m", str(smollm2_dir), "--kv-cache-dtype", "bogus", "--prompt", "hi"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--kv-cache-dtype" in r.stderr, r.stderr
