@@ -6,7 +6,8 @@
 #   scripts/bench_vs_llamacpp.sh [-p 512] [-n 128] [-t 2] [-r 3] [-d 0] [--quick]
 #                                [--model-args "--preset qwen3-1.7b"] [--build-only] [--no-build]
 #
-# What it does (everything cached under ~/.cache/lowbit/llamacpp, so a second run only benches):
+# What it does (everything cached under ~/.cache/lowbit/llamacpp, so a second run only benches;
+# steps 1-3 are scripts/lib_llamacpp.sh, shared with bench_serving.sh):
 #  1. llama.cpp from PyPI: the sdist of llama-cpp-python==0.3.36 vendors llama.cpp 0c1e57098;
 #     builds llama-bench and llama-quantize (Release, native, static) with clang: Debian's GCC 12
 #     miscompiles _tile_loadconfig, which would crash llama.cpp's AMX path (its PR #26954).
@@ -44,67 +45,25 @@ done
 
 py=$repo/.venv/bin/python
 lowbit=${LOWBIT_BIN:-$repo/build/lowbit}
-cache=${LOWBIT_LLAMACPP_CACHE:-$HOME/.cache/lowbit/llamacpp}
-version=0.3.36
-src=$cache/src/llama_cpp_python-$version/vendor/llama.cpp
-build=$cache/build-$version
 log() { echo "[bench_vs_llamacpp] $*" >&2; }
-mkdir -p "$cache"
+# shellcheck source=scripts/lib_llamacpp.sh
+. "$repo/scripts/lib_llamacpp.sh"
+build=$llamacpp_build
 
 # ---- 1. llama.cpp sources and tools --------------------------------------------------------
-if [ ! -f "$src/CMakeLists.txt" ]; then
-  log "downloading the llama-cpp-python $version sdist (vendored llama.cpp)"
-  "$py" -m pip download "llama-cpp-python==$version" --no-deps --no-binary :all: -d "$cache/sdist" -q
-  mkdir -p "$cache/src"
-  tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache/src"
-fi
-if [ "$no_build" = 0 ] && [ ! -x "$build/bin/llama-bench" -o ! -x "$build/bin/llama-quantize" ]; then
-  log "building llama-bench and llama-quantize with clang (Release, native): takes a while on 2 cores"
-  # Only the two tools: no server, web UI (which would download), tests or examples.
-  CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF \
-    > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
-  nice -n 10 ninja -C "$build" -j "${LLAMACPP_JOBS:-1}" llama-bench llama-quantize
-fi
+if [ "$no_build" = 0 ]; then llamacpp_build_tools llama-bench llama-quantize; fi
 [ "$build_only" = 1 ] && { log "built: $build/bin/llama-bench, $build/bin/llama-quantize"; exit 0; }
-for tool in llama-bench llama-quantize; do
-  [ -x "$build/bin/$tool" ] || { echo "$build/bin/$tool missing (run without --no-build)" >&2; exit 1; }
-done
+llamacpp_require_tools llama-bench llama-quantize
 [ -x "$lowbit" ] || { echo "$lowbit missing: build lowbit first (scripts/build.sh) or set LOWBIT_BIN" >&2; exit 1; }
 
 # ---- 2. the random checkpoint --------------------------------------------------------------
-model_key=$(echo "$model_args" | sha1sum | cut -c1-10)
-model=$cache/models/qwen3-random-$model_key
-if [ ! -f "$model/model.safetensors" ]; then
-  log "making the random checkpoint ($model_args) in $model"
-  # shellcheck disable=SC2086
-  "$py" "$repo/tools/prepare/make_random_qwen3.py" --out "$model" $model_args --no-check >&2
-fi
+model=$(llamacpp_random_qwen3 "$model_args")
 
 # ---- 3. GGUF conversions -------------------------------------------------------------------
 gguf=$model/gguf
-mkdir -p "$gguf"
-if [ ! -f "$gguf/BF16.gguf" ]; then
-  # The converter runs in the project's venv (torch, transformers, numpy; llama.cpp's own gguf-py
-  # comes from its tree) and imports sentencepiece, which goes into a side folder so the venv
-  # stays as requirements.txt makes it.
-  if [ ! -d "$cache/pydeps/sentencepiece" ]; then
-    log "installing sentencepiece for convert_hf_to_gguf.py into $cache/pydeps"
-    "$py" -m pip install -q --target "$cache/pydeps" sentencepiece
-  fi
-  log "converting to GGUF BF16"
-  PYTHONPATH=$cache/pydeps "$py" "$src/convert_hf_to_gguf.py" "$model" --outtype bf16 \
-    --outfile "$gguf/BF16.gguf.tmp" >&2
-  mv "$gguf/BF16.gguf.tmp" "$gguf/BF16.gguf"
-fi
+llamacpp_convert_gguf "$model" "$gguf/BF16.gguf" bf16
 for q in Q8_0 Q4_0 Q4_K_M; do
-  if [ ! -f "$gguf/$q.gguf" ]; then
-    log "llama-quantize $q"
-    "$build/bin/llama-quantize" "$gguf/BF16.gguf" "$gguf/$q.gguf.tmp" "$q" "$T" > "$gguf/$q.log" 2>&1 ||
-      { tail -20 "$gguf/$q.log"; exit 1; }
-    mv "$gguf/$q.gguf.tmp" "$gguf/$q.gguf"
-  fi
+  llamacpp_quantize "$gguf/BF16.gguf" "$gguf/$q.gguf" "$q" "$T"
 done
 
 # ---- 4. alternate rounds -------------------------------------------------------------------

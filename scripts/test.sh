@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test: the Release build's unit, oracle and CLI tests (CTest),
-# the sanitizer build's unit tests, and a bounded fuzz run of the safetensors header parser.
+# the sanitizer build's unit tests, and a bounded fuzz run of each parser of untrusted bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,7 +15,7 @@ export LOWBIT_QWEN3_TOKENIZER_DIR=$PWD/build/qwen3-tokenizer
 bash scripts/build.sh build-asan -DLOWBIT_SANITIZE=ON
 (cd build-asan && ctest --output-on-failure -j 2 -E "oracle|interop|python_" --timeout 600)
 
-bash fuzz/run_fuzz.sh "${LOWBIT_FUZZ_SECONDS:-60}"
+bash fuzz/run_fuzz.sh "${LOWBIT_FUZZ_SECONDS:-40}"  # per target
 
 # Last, so its summary line is the run's closing line.
 (cd build && ctest --output-on-failure -j 2 --timeout 1200)

@@ -168,4 +168,20 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::filesystem::path& co
   return result;
 }
 
+std::optional<ChatTemplate> ChatTemplate::from_model_dir(const std::filesystem::path& dir) {
+  const std::filesystem::path config_path = dir / "tokenizer_config.json";
+  const std::filesystem::path jinja_path = dir / "chat_template.jinja";
+  if (std::filesystem::exists(config_path)) {
+    // from_tokenizer_config already prefers the .jinja file; only a config with neither a
+    // template nor a .jinja beside it means "no template" rather than an error.
+    const auto config = nlohmann::ordered_json::parse(read_file(config_path), nullptr, false);
+    if (!std::filesystem::exists(jinja_path) && config.is_object() && !config.contains("chat_template")) {
+      return std::nullopt;
+    }
+    return from_tokenizer_config(config_path);
+  }
+  if (!std::filesystem::exists(jinja_path)) return std::nullopt;
+  return ChatTemplate(read_file(jinja_path), jinja_path.string());
+}
+
 }  // namespace lowbit

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -61,6 +62,13 @@ class ChatTemplate {
   // next to it (which transformers prefers); bos/eos/unk/sep/pad/cls/mask tokens as strings or
   // {"content": ...}. Throws an Error naming the file if there is no template.
   static ChatTemplate from_tokenizer_config(const std::filesystem::path& tokenizer_config_json);
+
+  // A model folder's template, found as transformers finds it: DIR/chat_template.jinja first
+  // (transformers >= 4.43 saves the template there, no longer in the config), else the
+  // chat_template of DIR/tokenizer_config.json; special tokens come from tokenizer_config.json
+  // when it exists. nullopt when the folder has no template at all (a base model); throws an
+  // Error naming the file when one is present but unreadable or invalid.
+  static std::optional<ChatTemplate> from_model_dir(const std::filesystem::path& dir);
 
   // The special-token strings to pass in the context, as transformers' special_tokens_map:
   // {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}; null tokens are absent.

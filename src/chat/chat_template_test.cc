@@ -33,6 +33,7 @@ class TempDir {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
   fs::path write(const std::string& name, const std::string& text) const {
     std::ofstream(path_ / name) << text;
     return path_ / name;
@@ -157,6 +158,47 @@ TEST(ChatTemplate, MissingTemplateNamesTheFile) {
   }
   EXPECT_THROW(ChatTemplate::from_tokenizer_config(dir.write("bad.json", "{oops")), Error);
   EXPECT_THROW(ChatTemplate::from_tokenizer_config(dir.write("none.json", "[]")), Error);
+}
+
+// transformers >= 4.43 saves the template as chat_template.jinja and leaves it out of
+// tokenizer_config.json; a model folder must still have a template then.
+TEST(ChatTemplate, ModelDirPrefersChatTemplateJinja) {
+  const Json messages = Json::parse(R"({"messages": [{"role": "user", "content": "x"}]})");
+  TempDir only_jinja;
+  only_jinja.write("tokenizer_config.json", R"({"eos_token": "</s>"})");
+  only_jinja.write("chat_template.jinja", "{{ messages[0].content }}{{ eos_token }}\n");
+  const auto from_jinja = ChatTemplate::from_model_dir(only_jinja.path());
+  ASSERT_TRUE(from_jinja);
+  EXPECT_EQ(from_jinja->render(messages), "x</s>");
+  EXPECT_NE(from_jinja->label().find("chat_template.jinja"), std::string::npos);
+
+  TempDir both;
+  both.write("tokenizer_config.json", R"({"chat_template": "config"})");
+  both.write("chat_template.jinja", "file");
+  EXPECT_EQ(ChatTemplate::from_model_dir(both.path())->render(messages), "file");
+
+  TempDir config_only;
+  config_only.write("tokenizer_config.json", R"({"chat_template": "config"})");
+  EXPECT_EQ(ChatTemplate::from_model_dir(config_only.path())->render(messages), "config");
+
+  TempDir no_config;
+  no_config.write("chat_template.jinja", "bare");
+  EXPECT_EQ(ChatTemplate::from_model_dir(no_config.path())->render(messages), "bare");
+
+  TempDir base_model;
+  base_model.write("tokenizer_config.json", R"({"eos_token": "</s>"})");
+  EXPECT_FALSE(ChatTemplate::from_model_dir(base_model.path()));
+  TempDir empty;
+  EXPECT_FALSE(ChatTemplate::from_model_dir(empty.path()));
+
+  TempDir broken;
+  broken.write("chat_template.jinja", "{% if %}");
+  try {
+    ChatTemplate::from_model_dir(broken.path());
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chat_template.jinja:1:"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ChatTemplate, RendersConcurrently) {

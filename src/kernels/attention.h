@@ -24,10 +24,17 @@ namespace lowbit {
 
 class ThreadPool;
 
-// One (layer, slot) of a KV cache. Element (pos, head, i) of K is at
-//   k + (head·head_stride + pos·pos_stride + i) elements of `dtype`   (V likewise).
+// One (layer, sequence) of a KV cache. Contiguous (pages == nullptr): element (pos, head, i)
+// of K is at k + (head·head_stride + pos·pos_stride + i) elements of `dtype` (V likewise).
+// Paged: positions live in pages of 2^page_shift tokens (at least kKvPageMinTokens); position
+// pos is row pos mod page size of page pages[pos >> page_shift], whose rows start page_stride
+// elements per page id after k (and v). Kernels address rows only through row() / scale_at(),
+// and read a run of keys as one strided block only when it starts at a multiple of
+// kKvPageMinTokens and holds at most that many keys, so such a run never crosses a page.
 // FP8 E4M3 stores codes plus one fp32 scale per (pos, head): value = fp8(code) · scale, the
-// scale at k_scale[head·scale_head_stride + pos·scale_pos_stride].
+// scale at k_scale[scale_at(pos, head)].
+inline constexpr int64_t kKvPageMinTokens = 32;
+
 struct KvView {
   DType dtype = DType::F32;  // F32, BF16 or F8_E4M3
   const void* k = nullptr;
@@ -36,6 +43,22 @@ struct KvView {
   const float* k_scale = nullptr;
   const float* v_scale = nullptr;
   int64_t scale_pos_stride = 0, scale_head_stride = 0;
+  const int32_t* pages = nullptr;  // paged: page id of each run of 2^page_shift positions
+  int page_shift = 0;
+  int64_t page_stride = 0, scale_page_stride = 0;
+
+  // Element offset of row (pos, head) from k or v.
+  int64_t row(int64_t pos, int64_t head) const {
+    if (!pages) return head * head_stride + pos * pos_stride;
+    const int64_t in_page = pos & ((int64_t(1) << page_shift) - 1);
+    return pages[pos >> page_shift] * page_stride + head * head_stride + in_page * pos_stride;
+  }
+  // Index of row (pos, head)'s FP8 scale in k_scale or v_scale.
+  int64_t scale_at(int64_t pos, int64_t head) const {
+    if (!pages) return head * scale_head_stride + pos * scale_pos_stride;
+    const int64_t in_page = pos & ((int64_t(1) << page_shift) - 1);
+    return pages[pos >> page_shift] * scale_page_stride + head * scale_head_stride + in_page * scale_pos_stride;
+  }
 };
 
 // Encodes n floats into the cache's dtype at dst: F32 copies, BF16 rounds to nearest even,
@@ -53,6 +76,10 @@ struct AttentionShape {
 // One unit of work: query heads [kv_head·group, (kv_head+1)·group) of n_tokens consecutive
 // tokens of one sequence against keys [key_begin, key_end) of kv_head.
 struct AttentionTile {
+  // A tile of a multi-token chunk goes to the prefill kernel even when it holds one token (the
+  // last rows of a chunk): a token's rounding then depends only on its sequence, never on how
+  // a chunk was cut (the server's outputs do not depend on batching).
+  bool prefill = false;
   KvView kv;
   int64_t kv_head = 0;
   // Token t, group head i: q + t·ldq + i·head_dim (q already points at the group's first head).
@@ -129,6 +156,7 @@ struct AttentionWorkspace {
 // partitions computed in parallel and merged by log-sum-exp (flash decoding). A constant, so
 // a sequence is cut the same way whatever the batch.
 inline constexpr int64_t kAttentionDecodePartition = 256;
+static_assert(kAttentionDecodePartition % kKvPageMinTokens == 0, "a decode partition starts on a page boundary");
 
 void run_attention(const AttentionKernels& kernels, const AttentionBatch& batch, ThreadPool& pool,
                    AttentionWorkspace& ws);

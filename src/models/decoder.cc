@@ -203,7 +203,8 @@ void DecoderModel::attention(const Layer& L, int64_t li, std::span<const Sequenc
   //    cache in its dtype. Same fp32 operations, in the same order, as transformers.
   pool.parallel_for(w.tokens, 1, [&](int64_t t0, int64_t t1, int) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t slot = batch[size_t(w.chunk_of[size_t(t)])].slot, pos = w.pos_of[size_t(t)];
+      const KvSeq seq = batch[size_t(w.chunk_of[size_t(t)])].kv();
+      const int64_t pos = w.pos_of[size_t(t)];
       float* q = w.q.data() + t * q_dim;
       float* k = w.k.data() + t * kv_dim;
       const float* v = w.v.data() + t * kv_dim;
@@ -214,8 +215,8 @@ void DecoderModel::attention(const Layer& L, int64_t li, std::span<const Sequenc
       for (int64_t h = 0; h < nkv; ++h) {
         if (traits_.qk_norm) rms_norm(k + h * hd, L.k_norm.data(), eps, k + h * hd, hd);
         rope_.apply(k + h * hd, pos);
-        cache.store(li, slot, 0, pos, h, k + h * hd);
-        cache.store(li, slot, 1, pos, h, v + h * hd);
+        cache.store(li, seq, 0, pos, h, k + h * hd);
+        cache.store(li, seq, 1, pos, h, v + h * hd);
       }
     }
   });
@@ -226,7 +227,7 @@ void DecoderModel::attention(const Layer& L, int64_t li, std::span<const Sequenc
   int64_t t0 = 0;
   for (const SequenceChunk& ch : batch) {
     const int64_t n = int64_t(ch.tokens.size());
-    w.attn_seqs.push_back({cache.view(li, ch.slot), ch.start_pos, n, w.q.data() + t0 * q_dim, w.attn.data() + t0 * q_dim});
+    w.attn_seqs.push_back({cache.view(li, ch.kv()), ch.start_pos, n, w.q.data() + t0 * q_dim, w.attn.data() + t0 * q_dim});
     t0 += n;
   }
   AttentionBatch ab;
@@ -250,13 +251,23 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
   int64_t T = 0, rows = 0, max_pos = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& ch = batch[i];
-    if (ch.slot < 0 || ch.slot >= cache.num_slots()) fail("forward: slot {} outside cache of {} slots", ch.slot, cache.num_slots());
-    for (size_t j = 0; j < i; ++j)
-      if (batch[j].slot == ch.slot) fail("forward: slot {} appears twice in one batch", ch.slot);
     if (ch.tokens.empty()) fail("forward: empty chunk for slot {}", ch.slot);
-    if (ch.start_pos < 0 || ch.start_pos + int64_t(ch.tokens.size()) > cache.capacity())
-      fail("forward: slot {} would hold {} tokens, cache capacity is {}", ch.slot, ch.start_pos + ch.tokens.size(),
-           cache.capacity());
+    const int64_t end = ch.start_pos + int64_t(ch.tokens.size());
+    if (!ch.pages.empty()) {
+      if (!cache.pageable()) fail("forward: a page table needs a paged cache (pages of {} positions)", cache.page_size());
+      if (ch.start_pos < 0 || end > int64_t(ch.pages.size()) * cache.page_size())
+        fail("forward: a sequence would hold {} tokens, its {} pages hold {}", end, ch.pages.size(),
+             int64_t(ch.pages.size()) * cache.page_size());
+      for (int32_t p : ch.pages)
+        if (p < 0 || p >= cache.num_pages()) fail("forward: page {} outside cache of {} pages", p, cache.num_pages());
+    } else {
+      if (ch.slot < 0 || ch.slot >= cache.num_slots())
+        fail("forward: slot {} outside cache of {} slots", ch.slot, cache.num_slots());
+      for (size_t j = 0; j < i; ++j)
+        if (batch[j].pages.empty() && batch[j].slot == ch.slot) fail("forward: slot {} appears twice in one batch", ch.slot);
+      if (ch.start_pos < 0 || end > cache.capacity())
+        fail("forward: slot {} would hold {} tokens, cache capacity is {}", ch.slot, end, cache.capacity());
+    }
     for (int32_t id : ch.tokens)
       if (id < 0 || id >= c.vocab_size) fail("forward: token id {} outside vocabulary of {}", id, c.vocab_size);
     T += int64_t(ch.tokens.size());

@@ -29,10 +29,15 @@ class Format;
 struct CpuFeatures;
 
 struct SequenceChunk {
-  int64_t slot = 0;       // KV-cache slot of the sequence
+  int64_t slot = 0;       // KV-cache slot of the sequence (when pages is empty)
   int64_t start_pos = 0;  // tokens of this sequence already in the cache
   std::span<const int32_t> tokens;
   bool all_logits = false;  // logits for every token of the chunk, else only for the last
+  // Paged caches: the sequence's page table, covering at least start_pos + tokens.size()
+  // positions. Pages written by this chunk must belong to this sequence alone.
+  std::span<const int32_t> pages;
+
+  KvSeq kv() const { return {slot, pages}; }
 };
 
 // Called once per loaded layer: (layers done, total layers).

@@ -1,12 +1,17 @@
 // Per-sequence attention state: keys and values of every past position, per layer, in F32,
-// BF16 or FP8 E4M3 (chosen at load, runtime_options().kv_cache_dtype). A cache has a fixed
-// number of slots (one per running sequence) and a context capacity.
+// BF16 or FP8 E4M3 (chosen at load, runtime_options().kv_cache_dtype), in a pool of fixed-size
+// pages allocated once (an anonymous mapping: memory is committed only as pages are written).
 //
-// Layout per (layer, slot, k|v): [kv_head][position][head_dim], so the positions of one KV
-// head are one contiguous stream: a decode tile (one KV head, a run of positions) reads
-// memory sequentially and the hardware prefetchers stay on it. Kernels see the cache only
-// through KvView (base pointers and strides per layer and slot), so the serving issue's paged
-// cache can hand out per-page views without touching them.
+// A sequence reaches its rows in one of two ways (KvSeq):
+//  - a slot: one whole page used as a contiguous buffer of page_size positions, for tools that
+//    run a few sequences of known length (generate, eval, bench): make_cache(slots, capacity);
+//  - a page table: the serving engine's paged cache (runtime/kv_pages, runtime/radix_cache),
+//    where pages hold 2^k ≥ kKvPageMinTokens positions and sequences with a common prefix share
+//    its pages.
+//
+// Layout per (layer, page, k|v): [kv_head][position in page][head_dim], so the positions of one
+// KV head within a page are one contiguous stream: a decode tile reads memory sequentially and
+// the hardware prefetchers stay on it. Kernels see the cache only through KvView.
 //
 // FP8 E4M3 keeps one fp32 scale per (position, KV head) row, amax/448. SGLang's default is a
 // single per-tensor scale of 1.0, which assumes activations already sit in e4m3's range; per
@@ -20,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/dtype.h"
@@ -27,31 +33,47 @@
 
 namespace lowbit {
 
+// Where one sequence's rows are: a page table (paged caches) or, when pages is empty, the one
+// page `slot` used contiguously.
+struct KvSeq {
+  int64_t slot = 0;
+  std::span<const int32_t> pages;
+};
+
 class KvCache {
  public:
-  KvCache(int64_t num_layers, int64_t num_kv_heads, int64_t head_dim, int64_t num_slots, int64_t capacity,
+  KvCache(int64_t num_layers, int64_t num_kv_heads, int64_t head_dim, int64_t num_pages, int64_t page_size,
           DType dtype = DType::F32);
 
   // Encodes one KV head's row (head_dim floats) of position pos: kv = 0 for keys, 1 for values.
-  void store(int64_t layer, int64_t slot, int kv, int64_t pos, int64_t head, const float* row);
-  // Keys and values of one (layer, slot) for the attention kernels.
-  KvView view(int64_t layer, int64_t slot) const;
+  void store(int64_t layer, const KvSeq& seq, int kv, int64_t pos, int64_t head, const float* row);
+  // Keys and values of one (layer, sequence) for the attention kernels. A page table must cover
+  // every position the kernels will read and stay alive while the view is used.
+  KvView view(int64_t layer, const KvSeq& seq) const;
 
   DType dtype() const { return dtype_; }
-  int64_t capacity() const { return capacity_; }
-  int64_t num_slots() const { return num_slots_; }
+  int64_t num_pages() const { return num_pages_; }
+  int64_t page_size() const { return page_size_; }
+  // Page tables need a power-of-two page size of at least kKvPageMinTokens.
+  bool pageable() const { return page_shift_ >= 0; }
+  int64_t num_slots() const { return num_pages_; }  // slot use: one page per sequence
+  int64_t capacity() const { return page_size_; }   // slot use: positions per sequence
   size_t bytes() const { return data_bytes_ + scales_.size() * sizeof(float); }
+  size_t bytes_per_page() const { return bytes() / size_t(num_pages_); }
 
  private:
-  // Index of the first element (or scale) of (layer, slot, kv, head, pos 0).
-  size_t head_index(int64_t layer, int64_t slot, int kv, int64_t head) const {
-    return size_t(((layer * num_slots_ + slot) * 2 + kv) * num_kv_heads_ + head) * size_t(capacity_);
+  // Index of the first element (or scale) of (layer, page, kv, head, pos 0).
+  size_t head_index(int64_t layer, int64_t page, int kv, int64_t head) const {
+    return size_t(((layer * num_pages_ + page) * 2 + kv) * num_kv_heads_ + head) * size_t(page_size_);
   }
+  // (page, position in page) of a sequence's position.
+  std::pair<int64_t, int64_t> locate(const KvSeq& seq, int64_t pos) const;
   struct Unmap {
     size_t bytes;
     void operator()(uint8_t* p) const;
   };
-  int64_t num_layers_, num_kv_heads_, head_dim_, num_slots_, capacity_;
+  int64_t num_layers_, num_kv_heads_, head_dim_, num_pages_, page_size_;
+  int page_shift_ = -1;
   DType dtype_;
   size_t elem_size_, data_bytes_;
   std::unique_ptr<uint8_t, Unmap> data_;  // anonymous mapping: page-aligned, zero pages until written

@@ -64,7 +64,7 @@ std::map<std::string, LayerCalib> run_calibration(const std::filesystem::path& m
   for (int64_t begin = 0; begin < total; begin += o.seq_len) {
     const int64_t len = std::min(o.seq_len, total - begin);
     KvCache cache = model->make_cache(1, len);
-    SequenceChunk chunk{0, 0, std::span<const int32_t>(o.tokens.data() + begin, size_t(len)), false};
+    SequenceChunk chunk{0, 0, std::span<const int32_t>(o.tokens.data() + begin, size_t(len)), false, {}};
     model->forward({&chunk, 1}, cache, pool, logits);
     if (o.progress) o.progress(begin + len, total);
   }

@@ -60,7 +60,7 @@ GenerationResult Generator::generate(const GenerationRequest& req, const std::fu
   auto t0 = Clock::now();
   for (size_t pos = reuse; pos < req.prompt.size(); pos += size_t(prefill_chunk_)) {
     const size_t n = std::min(req.prompt.size() - pos, size_t(prefill_chunk_));
-    SequenceChunk chunk{0, int64_t(pos), std::span(req.prompt).subspan(pos, n), false};
+    SequenceChunk chunk{0, int64_t(pos), std::span(req.prompt).subspan(pos, n), false, {}};
     model_.forward({&chunk, 1}, *cache_, pool_, logits_);
     cached_.insert(cached_.end(), req.prompt.begin() + long(pos), req.prompt.begin() + long(pos + n));
   }
@@ -84,7 +84,7 @@ GenerationResult Generator::generate(const GenerationRequest& req, const std::fu
       res.finish_reason = "length";
       break;
     }
-    SequenceChunk chunk{0, int64_t(cached_.size()), std::span(&res.output_ids.back(), 1), false};
+    SequenceChunk chunk{0, int64_t(cached_.size()), std::span(&res.output_ids.back(), 1), false, {}};
     model_.forward({&chunk, 1}, *cache_, pool_, logits_);
     cached_.push_back(id);
     res.decode_steps++;

@@ -19,7 +19,10 @@ std::string StopStrings::push(std::string_view piece) {
   size_t cut = std::string::npos;
   for (const auto& s : stops_) {
     size_t at = text_.find(s, std::max(search_from, emitted_));
-    if (at != std::string::npos) cut = std::min(cut, at);
+    if (at != std::string::npos && (cut == std::string::npos || at < cut)) {
+      cut = at;
+      matched_ = s;
+    }
   }
   if (cut != std::string::npos) {
     text_.resize(cut);

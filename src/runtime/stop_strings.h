@@ -17,11 +17,13 @@ class StopStrings {
   // Releases whatever is held back (at the end of generation).
   std::string flush();
   bool stopped() const { return stopped_; }
+  const std::string& matched() const { return matched_; }  // the stop string found, once stopped
   const std::string& text() const { return text_; }  // everything emitted or held, up to a stop
 
  private:
   std::vector<std::string> stops_;
   std::string text_;
+  std::string matched_;
   size_t emitted_ = 0;
   bool stopped_ = false;
 };

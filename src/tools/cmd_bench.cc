@@ -101,7 +101,7 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
   row.kv_element_bytes = kv_bytes_per_element(cache, *model);
   std::vector<float> logits;
   auto forward = [&](const std::vector<int32_t>& tokens, size_t begin, size_t count, int64_t start) {
-    SequenceChunk chunk{0, start, std::span<const int32_t>(tokens.data() + begin, count), false};
+    SequenceChunk chunk{0, start, std::span<const int32_t>(tokens.data() + begin, count), false, {}};
     model->forward(std::span<const SequenceChunk>(&chunk, 1), cache, pool, logits);
   };
   auto prefill = [&] { forward(ids.prompt, 0, ids.prompt.size(), a.depth); };

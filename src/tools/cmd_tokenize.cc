@@ -24,7 +24,10 @@ int run(const TokenizeArgs& a) {
   const Tokenizer tok = Tokenizer::from_dir(a.model_path);
   std::string text = input;
   if (a.chat) {
-    auto tmpl = ChatTemplate::from_tokenizer_config(a.model_path / "tokenizer_config.json");
+    auto found = ChatTemplate::from_model_dir(a.model_path);
+    if (!found) fail("{}: no chat template (neither chat_template.jinja nor a chat_template in tokenizer_config.json)",
+                     a.model_path.string());
+    const ChatTemplate& tmpl = *found;
     nlohmann::json ctx = {{"messages", parse_messages(input)}, {"add_generation_prompt", true}};
     if (a.no_thinking) ctx["enable_thinking"] = false;
     text = tmpl.render(ctx);

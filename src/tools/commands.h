@@ -15,5 +15,7 @@ CommandFn add_tokenize_command(CLI::App& app);
 CommandFn add_eval_command(CLI::App& app);
 CommandFn add_quantize_command(CLI::App& app);
 CommandFn add_bench_command(CLI::App& app);
+CommandFn add_serve_command(CLI::App& app);
+CommandFn add_bench_serving_command(CLI::App& app);
 
 }  // namespace lowbit

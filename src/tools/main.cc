@@ -62,7 +62,15 @@ int main(int argc, char** argv) {
       "Convert a float checkpoint to msmodelslim, compressed-tensors or AWQ, with an error report");
   add(lowbit::add_bench_command, "bench",
       "Prefill/decode tokens/s per scheme against this machine's measured bandwidth and compute rooflines");
-  CLI11_PARSE(app, argc, argv);
+  add(lowbit::add_bench_serving_command, "bench-serving",
+      "Load-test an OpenAI-compatible server: throughput, TTFT, TPOT, ITL (as SGLang's bench_serving)");
+  add(lowbit::add_serve_command, "serve", "OpenAI-compatible HTTP server (SGLang flags): chat, completions, streaming, metrics");
+  // A bad flag is a usage error: exit 2, as for the commands' own flag checks.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     for (auto* sub : app.get_subcommands()) return commands.at(sub)();
   } catch (const lowbit::Error& e) {

@@ -61,7 +61,7 @@ void run_ragged(DecoderModel& model, std::vector<Seq>& seqs, ThreadPool& pool) {
         continue;
       }
       tokens.push_back(std::move(t));
-      batch.push_back({int64_t(i), int64_t(s.fed), tokens.back(), true});
+      batch.push_back({int64_t(i), int64_t(s.fed), tokens.back(), true, {}});
       owners.push_back(i);
     }
     if (batch.empty()) break;
@@ -91,13 +91,13 @@ void run_separate(DecoderModel& model, std::vector<Seq>& seqs, ThreadPool& pool,
     // Free-running greedy continuation.
     KvCache cache = model.make_cache(1, int64_t(s.prompt.size()) + greedy_steps);
     std::vector<float> logits;
-    SequenceChunk c{0, 0, s.prompt, false};
+    SequenceChunk c{0, 0, s.prompt, false, {}};
     model.forward({&c, 1}, cache, pool, logits);
     for (int64_t step = 0; step < greedy_steps; ++step) {
       const int32_t id = argmax(logits.data(), V);
       s.greedy.push_back(id);
       if (step + 1 == greedy_steps) break;
-      SequenceChunk d{0, int64_t(s.prompt.size()) + step, std::span(&id, 1), false};
+      SequenceChunk d{0, int64_t(s.prompt.size()) + step, std::span(&id, 1), false, {}};
       model.forward({&d, 1}, cache, pool, logits);
     }
   }

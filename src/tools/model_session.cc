@@ -67,11 +67,7 @@ void add_sampling_options(CLI::App& app, SamplingOptions& o) {
 ModelSession::ModelSession(const LoadOptions& o)
     : pool_(o.threads), tokenizer_(Tokenizer::from_dir(o.model_path)), model_path_(o.model_path) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto tc = o.model_path / "tokenizer_config.json";
-  if (std::filesystem::exists(tc)) {
-    const auto cfg = nlohmann::json::parse(std::ifstream(tc), nullptr, false);
-    if (cfg.is_object() && cfg.contains("chat_template")) chat_template_.emplace(ChatTemplate::from_tokenizer_config(tc));
-  }
+  chat_template_ = ChatTemplate::from_model_dir(o.model_path);
   ProgressBar bar("loading", !o.quiet && ::isatty(STDERR_FILENO));
   model_ = DecoderModel::load(
       o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, o.quantization);
@@ -86,7 +82,8 @@ ModelSession::ModelSession(const LoadOptions& o)
 
 std::string ModelSession::render_chat(const nlohmann::json& messages, bool thinking) const {
   if (!chat_template_)
-    fail("{}: tokenizer_config.json has no chat_template, so messages cannot be rendered; use --prompt",
+    fail("{}: no chat template (neither chat_template.jinja nor a chat_template in tokenizer_config.json), so "
+         "messages cannot be rendered; use --prompt",
          model_path_.string());
   nlohmann::json ctx = {{"messages", messages}, {"add_generation_prompt", true}};
   if (!thinking) ctx["enable_thinking"] = false;

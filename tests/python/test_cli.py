@@ -109,6 +109,30 @@ def test_chat_multi_turn_from_stdin(smollm2_dir):
     assert len(turns) == 2
 
 
+def test_chat_template_jinja_file_is_used(smollm2_dir, tmp_path):
+    # transformers >= 4.43 saves the template as chat_template.jinja, not in tokenizer_config.json.
+    moved = tmp_path / "model"
+    moved.mkdir()
+    for f in smollm2_dir.iterdir():
+        if f.name != "tokenizer_config.json":
+            (moved / f.name).symlink_to(f)
+    config = json.loads((smollm2_dir / "tokenizer_config.json").read_text())
+    (moved / "chat_template.jinja").write_text(config.pop("chat_template"))
+    (moved / "tokenizer_config.json").write_text(json.dumps(config))
+    msgs = json.dumps([{"role": "user", "content": "Name a colour."}])
+    args = ["--messages", msgs, "--max-new-tokens", "2", "--temperature", "0", "--json"]
+    want = json.loads(lowbit("generate", "--model-path", smollm2_dir, *args).stdout)
+    got = json.loads(lowbit("generate", "--model-path", moved, *args).stdout)
+    assert got["prompt_token_ids"] == want["prompt_token_ids"]
+    assert got["output_token_ids"] == want["output_token_ids"]
+    r = lowbit("chat", "--model-path", moved, "--message", "Hi", "--max-new-tokens", "2", "--temperature", "0")
+    assert r.stdout.strip(), r.stderr
+    # Without either template, the error names both places it looked.
+    (moved / "chat_template.jinja").unlink()
+    r = lowbit("generate", "--model-path", moved, *args, check=False)
+    assert r.returncode != 0 and "chat_template.jinja" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--prompt-ids", "[1, 99999999]"], "99999999"),
     (["--prompt-ids", "[1, \"x\"]"], "--prompt-ids[1]"),

@@ -28,7 +28,7 @@ namespace {
 constexpr int kMaxRows = 8;    // query heads per pass: 2 accumulators each in the value loop
 // Keys per tile: two 16-way lane reductions; the per-tile softmax bookkeeping is amortised
 // over 32 keys.
-constexpr int64_t kKeys = 32;
+constexpr int64_t kKeys = kKvPageMinTokens;
 
 // Lane j = Σ of the 16 floats at v + 16·j (j < 16): a 4-level shuffle-add tree, then one
 // permute back to key order.
@@ -230,16 +230,16 @@ void decode_rows(const AttentionShape& sh, const AttentionTile& t, int64_t i0) {
   for (int r = 0; r < G; ++r) m[r] = -INFINITY, l[r] = 0.0f;
 
   const KvView& kv = t.kv;
-  const Elem* kbase = static_cast<const Elem*>(kv.k) + t.kv_head * kv.head_stride;
-  const Elem* vbase = static_cast<const Elem*>(kv.v) + t.kv_head * kv.head_stride;
-  const float* kscale = kFp8 ? kv.k_scale + t.kv_head * kv.scale_head_stride : nullptr;
-  const float* vscale = kFp8 ? kv.v_scale + t.kv_head * kv.scale_head_stride : nullptr;
+  const Elem* kbase = static_cast<const Elem*>(kv.k);
+  const Elem* vbase = static_cast<const Elem*>(kv.v);
   alignas(64) float kfac[kKeys], vfac[kKeys];
 
   for (int64_t k0 = t.key_begin; k0 < t.key_end; k0 += kKeys) {
     const int64_t nj = std::min(kKeys, t.key_end - k0);
     const __mmask16 valid[2] = {lanes(nj), lanes(nj - 16)};
-    score_tile<R, G, NCH>(qp, dpad, nch, tail, kbase + k0 * kv.pos_stride, vbase + k0 * kv.pos_stride, kv.pos_stride,
+    // A block of kKeys = kKvPageMinTokens keys from a multiple of it lies in one page.
+    const int64_t row0 = kv.row(k0, t.kv_head);
+    score_tile<R, G, NCH>(qp, dpad, nch, tail, kbase + row0, vbase + row0, kv.pos_stride,
                           d * int64_t(sizeof(Elem)), nj, sums);
 
     __m512 kf[2], vf[2];
@@ -249,9 +249,9 @@ void decode_rows(const AttentionShape& sh, const AttentionTile& t, int64_t i0) {
     }
     if constexpr (kFp8) {
       for (int64_t j = 0; j < kKeys; ++j) {
-        const int64_t at = (k0 + std::min(j, nj - 1)) * kv.scale_pos_stride;
-        kfac[j] = kscale[at];
-        vfac[j] = vscale[at];
+        const int64_t at = kv.scale_at(k0 + std::min(j, nj - 1), t.kv_head);
+        kfac[j] = kv.k_scale[at];
+        vfac[j] = kv.v_scale[at];
       }
       for (int hf = 0; hf < 2; ++hf) {
         kf[hf] = _mm512_mul_ps(kf[hf], _mm512_mul_ps(_mm512_load_ps(kfac + 16 * hf), _mm512_set1_ps(kFp8Unbias)));
@@ -276,7 +276,7 @@ void decode_rows(const AttentionShape& sh, const AttentionTile& t, int64_t i0) {
       _mm512_storeu_ps(wt + r * kKeys + 16, kFp8 ? _mm512_mul_ps(p1, vf[1]) : p1);
     }
 
-    value_tile<R, G, NCH>(o, dpad, nch, tail, vbase + k0 * kv.pos_stride, kv.pos_stride, nj, wt, alpha);
+    value_tile<R, G, NCH>(o, dpad, nch, tail, vbase + row0, kv.pos_stride, nj, wt, alpha);
   }
 
   for (int r = 0; r < G; ++r) {

@@ -139,6 +139,7 @@ void run_attention(const AttentionKernels& kernels, const AttentionBatch& b, Thr
           t.out = s.out + t0 * b.ldo + h * group * d;
           t.key_begin = 0;
           t.key_end = t.first_pos + t.n_tokens;
+          t.prefill = true;
           ws.tiles.push_back(t);
           ws.cost.push_back(double(t.key_end) * double(t.n_tokens * group + 2));
         }
@@ -167,7 +168,7 @@ void run_attention(const AttentionKernels& kernels, const AttentionBatch& b, Thr
   const int64_t* slot_begin = begin.data();
   auto run_slots = [&](int64_t s0, int64_t s1, int) {
     for (int64_t i = slot_begin[s0]; i < slot_begin[s1]; ++i)
-      (tiles[i].n_tokens == 1 ? kernels.decode : kernels.prefill)(shape, tiles[i]);
+      (tiles[i].prefill ? kernels.prefill : kernels.decode)(shape, tiles[i]);
   };
   if (slots == 1)
     run_slots(0, 1, 0);

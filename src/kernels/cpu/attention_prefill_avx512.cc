@@ -55,11 +55,11 @@ void widen_block(const AttentionTile& t, int64_t kb, int64_t nb, int64_t d, int6
   const __mmask32 full = ~__mmask32(0), tail = d % 32 ? __mmask32((1u << (d % 32)) - 1) : full;
   for (int64_t j = 0; j < nb; ++j) {
     const int64_t pos = kb + j;
-    const Elem* kr = static_cast<const Elem*>(kv.k) + t.kv_head * kv.head_stride + pos * kv.pos_stride;
-    const Elem* vr = static_cast<const Elem*>(kv.v) + t.kv_head * kv.head_stride + pos * kv.pos_stride;
+    const Elem* kr = static_cast<const Elem*>(kv.k) + kv.row(pos, t.kv_head);
+    const Elem* vr = static_cast<const Elem*>(kv.v) + kv.row(pos, t.kv_head);
     __m512 ks = _mm512_set1_ps(1.0f), vs = ks;
     if constexpr (DT == DType::F8_E4M3) {
-      const int64_t at = t.kv_head * kv.scale_head_stride + pos * kv.scale_pos_stride;
+      const int64_t at = kv.scale_at(pos, t.kv_head);
       ks = _mm512_set1_ps(kv.k_scale[at] * kFp8Unbias);
       vs = _mm512_set1_ps(kv.v_scale[at] * kFp8Unbias);
     }

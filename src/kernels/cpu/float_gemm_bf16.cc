@@ -11,8 +11,9 @@
 // Blocking for prefill: a block of kMBlock activation rows × kKBlock k (256 KB of BF16)
 // stays in L2 while every weight tile of the thread's columns passes over it; a weight tile
 // (NR rows × kKBlock) stays in L1 across the block's row tiles. Partial sums of successive k
-// blocks are added into y. For decode the whole K is one block, and the tile's weight rows
-// stream from memory exactly once with a software prefetch of the next tile's rows.
+// blocks are added into y. Decode uses the same k blocks (so results do not depend on m), and
+// the tile's weight rows stream from memory exactly once with a software prefetch of the next
+// tile's rows.
 //
 // GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics that start from
 // _mm512_undefined_*() (unpack, shuffle, insert, shift: GCC PR 105593, fixed in 13); the
@@ -152,14 +153,20 @@ void gemm_bf16_bf16_avx512bf16(const FloatGemmArgs& a) {
     // stream at the machine's read bandwidth for m = 1, 2; 4×4 for m = 3, 4; for m = 5..8
     // vdpbf16ps itself is the limit there (measured at half the fp32 FMA rate) and 8×4 came
     // closest to its peak even though 32 accumulators make GCC spill a few to L1.
-    if (a.m == 1)
-      sweep<1, 8, true>(c, a.n_begin, a.n_end, 0, a.m, 0, a.k, false);
-    else if (a.m == 2)
-      sweep<2, 8, true>(c, a.n_begin, a.n_end, 0, a.m, 0, a.k, false);
-    else if (a.m <= 4)
-      sweep<4, 4, true>(c, a.n_begin, a.n_end, 0, a.m, 0, a.k, false);
-    else
-      sweep<8, 4, true>(c, a.n_begin, a.n_end, 0, a.m, 0, a.k, false);
+    // K is cut into the same kKBlock blocks as prefill, each reduced and added into y in the
+    // same order, so a row's result does not depend on how many rows share the call (batch
+    // invariance: the server's outputs do not depend on what else is in the batch).
+    for (int64_t kb = 0; kb < a.k; kb += kKBlock) {
+      const int64_t ke = std::min(a.k, kb + kKBlock);
+      if (a.m == 1)
+        sweep<1, 8, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
+      else if (a.m == 2)
+        sweep<2, 8, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
+      else if (a.m <= 4)
+        sweep<4, 4, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
+      else
+        sweep<8, 4, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
+    }
     return;
   }
   for (int64_t kb = 0; kb < a.k; kb += kKBlock) {

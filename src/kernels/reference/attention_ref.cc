@@ -14,11 +14,11 @@ namespace lowbit {
 namespace {
 
 const void* row_at(const void* base, DType dtype, const KvView& kv, int64_t pos, int64_t head) {
-  return static_cast<const uint8_t*>(base) + size_t(head * kv.head_stride + pos * kv.pos_stride) * dtype_size(dtype);
+  return static_cast<const uint8_t*>(base) + size_t(kv.row(pos, head)) * dtype_size(dtype);
 }
 
 double row_scale(const float* scales, const KvView& kv, int64_t pos, int64_t head) {
-  return kv.dtype == DType::F8_E4M3 ? double(scales[head * kv.scale_head_stride + pos * kv.scale_pos_stride]) : 1.0;
+  return kv.dtype == DType::F8_E4M3 ? double(scales[kv.scale_at(pos, head)]) : 1.0;
 }
 
 }  // namespace

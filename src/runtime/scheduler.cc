@@ -1,0 +1,204 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace lowbit {
+
+namespace {
+int64_t pages_for(int64_t tokens, int64_t page_size) { return (tokens + page_size - 1) / page_size; }
+
+// Tokens to feed from `pending` under `limit`. A single token takes the attention kernels'
+// decode path and several their prefill path, which round differently; so a sequence with
+// more than one token pending never feeds exactly one, nor leaves exactly one behind: then
+// every token's path depends only on the sequence (prompt or output), never on the chunk
+// size, the budget or the prefix cache, and greedy outputs do not depend on batching.
+int64_t plan_chunk(int64_t pending, int64_t limit) {
+  if (pending <= 1) return pending;
+  int64_t n = std::clamp<int64_t>(limit, 2, pending);
+  if (pending - n == 1) n = n >= 3 ? n - 1 : n + 1;
+  return n;
+}
+}  // namespace
+
+Scheduler::Scheduler(DecoderModel& model, ThreadPool& pool, const EngineConfig& config, int64_t num_pages)
+    : model_(model),
+      pool_(pool),
+      config_(config),
+      cache_(model.make_cache(num_pages, config.page_size)),
+      pages_(num_pages) {
+  if (config_.enable_prefix_cache) radix_.emplace(pages_, config_.page_size);
+}
+
+Scheduler::~Scheduler() { abort_all("abort"); }
+
+void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
+
+void Scheduler::cancel(uint64_t id) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+    if ((*it)->id() == id) {
+      (*it)->finish_early("abort");
+      counters_.requests_aborted_total++;
+      waiting_.erase(it);
+      return;
+    }
+  for (size_t i = 0; i < running_.size(); ++i)
+    if (running_[i]->id() == id) {
+      running_[i]->finish_early("abort");
+      counters_.requests_aborted_total++;
+      finish(i);
+      return;
+    }
+}
+
+void Scheduler::abort_all(const std::string& reason, const std::string& error) {
+  for (auto& s : running_) {
+    s->finish_early(reason, error);
+    release(*s);
+  }
+  for (auto& s : waiting_) s->finish_early(reason, error);
+  counters_.requests_aborted_total += int64_t(running_.size() + waiting_.size());
+  running_.clear();
+  waiting_.clear();
+}
+
+bool Scheduler::make_room(int64_t pages) {
+  const int64_t missing = pages - pages_.free_pages();
+  if (missing > 0 && radix_) radix_->evict(missing);
+  return pages_.free_pages() >= pages;
+}
+
+bool Scheduler::reserve(Sequence& seq, int64_t tokens) {
+  auto& own = seq.state.kv_pages;
+  const int64_t need = pages_for(tokens, config_.page_size) - int64_t(own.size());
+  if (need <= 0) return true;
+  return make_room(need) && pages_.allocate(need, own);
+}
+
+void Scheduler::cache_prefix(Sequence& seq) {
+  if (radix_ && seq.computed >= config_.page_size)
+    radix_->insert(std::span(seq.tokens()).first(size_t(seq.computed)), seq.state.kv_pages);
+}
+
+void Scheduler::release(Sequence& seq) {
+  cache_prefix(seq);
+  for (int32_t p : seq.state.kv_pages) pages_.unref(p);
+  seq.state.kv_pages.clear();
+  seq.computed = 0;
+}
+
+void Scheduler::finish(size_t index) {
+  release(*running_[index]);
+  running_.erase(running_.begin() + long(index));
+}
+
+void Scheduler::preempt(size_t index) {
+  auto seq = std::move(running_[index]);
+  running_.erase(running_.begin() + long(index));
+  release(*seq);
+  counters_.preemptions_total++;
+  waiting_.push_front(std::move(seq));
+}
+
+void Scheduler::admit() {
+  // Pages every running request may need in its next steps: one each, so decode keeps moving.
+  int64_t reserved = int64_t(running_.size());
+  while (!waiting_.empty() && int64_t(running_.size()) < config_.max_running_requests) {
+    Sequence& seq = *waiting_.front();
+    const int64_t n = int64_t(seq.tokens().size());
+    // Match all but the last two tokens: the last one's logits are needed to pick the next
+    // token, and at least two are left so they take the prefill path (plan_chunk).
+    std::vector<int32_t> matched;
+    const int64_t hit = radix_ && n > 2 ? radix_->match(std::span(seq.tokens()).first(size_t(n - 2)), matched) : 0;
+    const int64_t need = pages_for(n, config_.page_size) - int64_t(matched.size()) + 1;
+    const int64_t available = pages_.free_pages() + (radix_ ? radix_->evictable_pages() : 0);
+    if (need + reserved > available && !running_.empty()) {
+      for (int32_t p : matched) pages_.unref(p);
+      break;  // wait for running requests to finish or give pages back
+    }
+    seq.state.kv_pages = std::move(matched);
+    seq.computed = hit;
+    if (seq.output_len() == 0) {
+      seq.cached_tokens = hit;
+      counters_.prompt_tokens_total += n;
+      counters_.cached_tokens_total += hit;
+    }
+    seq.admitted_order = admissions_++;
+    reserved += need;
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+void Scheduler::step() {
+  admit();
+  batch_.clear();
+  batch_seqs_.clear();
+  int64_t prefill_budget = config_.max_prefill_tokens;
+  for (size_t i = 0; i < running_.size();) {
+    Sequence& seq = *running_[i];
+    const int64_t pending = seq.pending();
+    if (pending > 1 && prefill_budget <= 0) {
+      ++i;
+      continue;  // this step's prefill budget is spent
+    }
+    const int64_t n = plan_chunk(pending, std::min(config_.chunked_prefill_size, prefill_budget));
+    if (!reserve(seq, seq.computed + n)) {
+      if (running_.size() == 1) {  // alone and still no room: the budget cannot hold it
+        seq.finish_early("error", "the KV cache cannot hold this request");
+        counters_.requests_aborted_total++;
+        finish(i);
+        break;
+      }
+      // Out of pages: preempt the most recently admitted request. Requests after i are not in
+      // the batch yet, so the batch stays valid; if seq itself is the newest, it waits.
+      const size_t victim = running_.size() - 1;
+      preempt(victim);
+      if (victim == i) break;
+      continue;  // retry seq with the victim's pages free
+    }
+    if (pending > 1) prefill_budget -= n;
+    const std::span<const int32_t> toks(seq.tokens());
+    batch_.push_back({.slot = 0,
+                      .start_pos = seq.computed,
+                      .tokens = toks.subspan(size_t(seq.computed), size_t(n)),
+                      .all_logits = false,
+                      .pages = seq.state.kv_pages});
+    batch_seqs_.push_back(&seq);
+    ++i;
+  }
+  if (batch_.empty()) return;
+
+  model_.forward(batch_, cache_, pool_, logits_);
+  counters_.forward_steps_total++;
+
+  const int64_t vocab = model_.config().vocab_size;
+  for (size_t r = 0; r < batch_.size(); ++r) {
+    Sequence& seq = *batch_seqs_[r];
+    const bool prompt_done_before = seq.computed >= seq.prompt_len();
+    seq.computed += int64_t(batch_[r].tokens.size());
+    if (seq.computed < int64_t(seq.tokens().size())) continue;  // more prompt to prefill
+    if (!prompt_done_before) cache_prefix(seq);  // share the prompt with requests that follow
+    if (seq.on_logits(logits_.data() + int64_t(r) * vocab)) counters_.requests_finished_total++;
+    counters_.generation_tokens_total++;
+  }
+  for (size_t i = running_.size(); i-- > 0;)
+    if (running_[i]->finished()) finish(i);
+}
+
+void Scheduler::fill_stats(EngineStats& s) const {
+  s = counters_;
+  s.running = int64_t(running_.size());
+  s.queued = int64_t(waiting_.size());
+  s.kv_pages_total = pages_.total_pages();
+  s.kv_pages_used = pages_.used_pages();
+  s.page_size = config_.page_size;
+  if (radix_) {
+    s.prefix_cached_pages = radix_->cached_pages();
+    s.prefix_queried_tokens = radix_->queried_tokens();
+    s.prefix_hit_tokens = radix_->hit_tokens();
+  }
+}
+
+}  // namespace lowbit

@@ -1,0 +1,70 @@
+// The engine's step: which requests run, which tokens each feeds, where their KV goes.
+//
+// Each step() admits waiting requests while the running set has room and the KV budget can
+// hold their remaining prompt (a prompt first takes the longest prefix the radix cache holds),
+// then builds one ragged batch: one token for every decoding request, and prompt chunks
+// (at most chunked_prefill_size per request, max_prefill_tokens in all) for prefilling ones,
+// so a long prompt advances a chunk per step while the others keep streaming. Pages are taken
+// as a sequence grows; when none are free, unreferenced prefix-cache pages are evicted, and
+// then the most recently admitted request is preempted: its full pages go to the prefix cache,
+// its references are dropped, and it waits at the head of the queue to be resumed (its tokens
+// and sampler state are kept, the prefix is matched again or recomputed).
+//
+// Tokens of one sequence are cut and computed the same way whatever else is in the batch
+// (models/decoder.h, kernels/attention.h), so batching does not change greedy outputs.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "models/decoder.h"
+#include "runtime/engine.h"
+#include "runtime/kv_pages.h"
+#include "runtime/radix_cache.h"
+#include "runtime/sequence.h"
+
+namespace lowbit {
+
+class Scheduler {
+ public:
+  Scheduler(DecoderModel& model, ThreadPool& pool, const EngineConfig& config, int64_t num_pages);
+  ~Scheduler();
+
+  void add(std::unique_ptr<Sequence> seq);  // queued at the back
+  void cancel(uint64_t id);                 // finishes it with "abort" and frees its pages now
+  void abort_all(const std::string& reason, const std::string& error = {});
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  int64_t queued() const { return int64_t(waiting_.size()); }
+  // One forward step. Throws only on an engine fault (the caller aborts everything).
+  void step();
+  void fill_stats(EngineStats& s) const;
+
+ private:
+  void admit();
+  // Pages for positions [0, tokens) of seq; false when none can be found even by eviction.
+  bool reserve(Sequence& seq, int64_t tokens);
+  bool make_room(int64_t pages);  // frees pages by evicting unreferenced cache pages
+  void preempt(size_t index);     // running_[index] back to the head of the queue
+  void release(Sequence& seq);    // caches its full pages, drops its references
+  void finish(size_t index);      // release, then erase from running_
+  void cache_prefix(Sequence& seq);
+
+  DecoderModel& model_;
+  ThreadPool& pool_;
+  EngineConfig config_;
+  KvCache cache_;
+  PageAllocator pages_;
+  std::optional<RadixCache> radix_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
+  int64_t admissions_ = 0;
+  std::vector<SequenceChunk> batch_;
+  std::vector<Sequence*> batch_seqs_;
+  std::vector<float> logits_;
+  EngineStats counters_;
+};
+
+}  // namespace lowbit
