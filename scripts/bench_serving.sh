@@ -15,13 +15,14 @@
 #  prefix      generated-shared-prefix, 16 groups x 8 questions, system prompt 2048, question 128,
 #              output 64, concurrency 8, against lowbit with and without --disable-radix-cache: the
 #              run's hit rate (delta of sglang:cached_tokens_total / sglang:prompt_tokens_total in
-#              /metrics) and median TTFT.
+#              /metrics) and median TTFT. Only system prompts repeat, so the hit rate cannot pass
+#              groups x (questions - 1) x system / (groups x questions x (system + question)): 82.4 %.
 #  chunked     4 streams (32 in, 512 out) decode; then one 4096-token prompt is sent. Reported: the
 #              streams' ITL median, and their ITL p99 while the long prompt was in flight (target:
 #              <= 4x the median), once per --chunk-sizes entry (default: the server's own).
 # --quick shrinks every size (prompts, outputs, groups, concurrency 1 and 8) to prove the script.
 # Results: one JSON per bench-serving run, /metrics snapshots, server logs, report.txt and
-# summary.json in --out (default ~/.cache/lowbit/bench_serving/DATE). steps shared with
+# summary.json in --out (default ~/.cache/lowbit/bench_serving/DATE). The steps shared with
 # bench_vs_llamacpp.sh (llama.cpp build, random checkpoint, GGUF) are scripts/lib_llamacpp.sh.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +49,9 @@ while [ $# -gt 0 ]; do
 done
 for s in ${sections//,/ }; do
   case $s in throughput|prefix|chunked) ;; *) echo "--sections: unknown '$s' (throughput, prefix, chunked)" >&2; exit 2 ;; esac
+done
+for m in ${models//,/ }; do
+  case $m in smollm2|qwen3-0.6b) ;; *) echo "--models: unknown '$m' (smollm2, qwen3-0.6b)" >&2; exit 2 ;; esac
 done
 
 py=$repo/.venv/bin/python
@@ -105,12 +109,8 @@ start_lowbit() {  # start_lowbit NAME MODEL_DIR [serve flags...]
   start_server "$name" "$lowbit" serve --model-path "$model" --threads "$T" "$@"
 }
 
-start_llama() {  # start_llama NAME GGUF PARALLEL CONTEXT
-  start_server "$1" "$llamacpp_bin/llama-server" -m "$2" -t "$T" -tb "$T" -np "$3" -c "$4" --cont-batching
-}
-
-metric() {  # metric URL NAME: the value of one unlabelled-or-labelled sample in /metrics
-  curl -sf "$1/metrics" | awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { print $2; exit }'
+metric() {  # metric URL NAME: the value of the sample NAME in /metrics (awk reads all: no SIGPIPE)
+  curl -sf "$1/metrics" | awk -v n="$2" '!v && (index($1, n "{") == 1 || $1 == n) { v = $2 } END { print v }'
 }
 
 # bench FILE URL TOKENIZER ARGS...: one bench-serving run, its JSON to FILE.json, its console
@@ -141,7 +141,6 @@ prepare_model() {
   case $key in
     smollm2) hf=$repo/models/smollm2-135m-instruct; gguf_dir[$key]=$llamacpp_cache/models/smollm2-135m-instruct/gguf ;;
     qwen3-0.6b) hf=$(llamacpp_random_qwen3 "--preset qwen3-0.6b"); gguf_dir[$key]=$hf/gguf ;;
-    *) echo "--models: unknown model '$key' (smollm2, qwen3-0.6b)" >&2; exit 2 ;;
   esac
   [ -f "$hf/config.json" ] || { echo "$hf/config.json missing (scripts/prepare_default_model.sh)" >&2; exit 1; }
   hf_dir[$key]=$hf
@@ -160,7 +159,8 @@ section_throughput() {
     scheme=${pair%%:*} qtype=${pair#*:} quant=()
     [ "$scheme" = bf16 ] || quant=(--quantization "$scheme")
     start_lowbit "lowbit-$key-$scheme" "${hf_dir[$key]}" "${quant[@]}"; lb_url=$srv_url lb_pid=$srv_pid
-    start_llama "llama-$key-$qtype" "${gguf_dir[$key]}/$qtype.gguf" "$max_c" $((max_c * (in_len + out_len + 128)))
+    start_server "llama-$key-$qtype" "$llamacpp_bin/llama-server" -m "${gguf_dir[$key]}/$qtype.gguf" -t "$T" -tb "$T" \
+      -np "$max_c" -c $((max_c * (in_len + out_len + 128))) --cont-batching
     ll_url=$srv_url ll_pid=$srv_pid
     warm_up "$lb_url" "${hf_dir[$key]}"; warm_up "$ll_url" "${hf_dir[$key]}"
     for c in $conc; do
@@ -227,17 +227,12 @@ case ,$sections, in *,throughput,*)
   if [ "$no_build" = 0 ]; then llamacpp_build_tools llama-server llama-quantize; fi
   llamacpp_require_tools llama-server llama-quantize ;;
 esac
-{
-  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "command=$command_line"
-  echo "cpu=$(lscpu | sed -n 's/^Model name: *//p')"
-  echo "cpu_flags=$(grep -o -w -E 'amx[a-z0-9_]*|avx512[a-z0-9_]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "cores=$(nproc)"
-  echo "threads=$T"
-  echo "lowbit=$("$lowbit" --version 2>&1 | head -1)"
-  echo "llama_server=$([ -x "$llamacpp_bin/llama-server" ] && "$llamacpp_bin/llama-server" --version 2>&1 | grep -m1 version || echo -)"
-  echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-} > "$out/machine.env"
+printf '%s\n' "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "command=$command_line" "cores=$(nproc)" "threads=$T" \
+  "cpu=$(lscpu | sed -n 's/^Model name: *//p')" \
+  "cpu_flags=$(grep -o -w -E 'amx[a-z0-9_]*|avx512[a-z0-9_]*' /proc/cpuinfo | sort -u | tr '\n' ' ')" \
+  "lowbit=$("$lowbit" --version 2>&1 | head -1)" \
+  "llama_server=$("$llamacpp_bin/llama-server" --version 2>&1 | grep -m1 version || echo -)" \
+  "load_start=$(cut -d' ' -f1-3 /proc/loadavg)" > "$out/machine.env"
 for key in ${models//,/ }; do prepare_model "$key"; done
 for key in ${models//,/ }; do
   for section in ${sections//,/ }; do
@@ -274,14 +269,10 @@ if runs:
         print(f"| {key} | {engine} | {scheme} | {c} | {d['num_prompts']} | {d['random_input_len']}/{d['random_output_len']} | "
               f"{d['output_throughput']:.1f} | {ms('ttft')} | {ms('tpot')} | {ms('itl')} | {d['failed']} |")
     for (key, engine, scheme, c), v in sorted(tp.items()):
-        if c != 8: continue
-        line = f"{key} {engine} {scheme}: c8/c1 = {v / tp[key, engine, scheme, 1]:.2f}x" if (key, engine, scheme, 1) in tp else ""
-        if engine == "lowbit":
-            line += " (target >= 3)"
-            other = [w for (k2, e2, s2, c2), w in tp.items() if (k2, e2, c2) == (key, "llama", 8) and
-                     {"bf16": "BF16", "w8a8_int8": "Q8_0"}.get(scheme) == s2]
-            if other: line += f"; lowbit / llama-server at c8 = {v / other[0]:.2f}x (target >= 1.5)"
-        print(line)
+        base, peer = tp.get((key, engine, scheme, 1)), tp.get((key, "llama", {"bf16": "BF16", "w8a8_int8": "Q8_0"}.get(scheme), 8))
+        if c != 8 or not base: continue
+        line = f"{key} {engine} {scheme}: c8 / c1 = {v / base:.2f}x" + (" (target >= 3)" if engine == "lowbit" else "")
+        print(line + (f"; lowbit / llama-server at c8 = {v / peer:.2f}x (target >= 1.5)" if engine == "lowbit" and peer else ""))
     print()
 
 for key in sorted({os.path.basename(os.path.dirname(f)) for f in glob.glob(f"{out}/prefix/*/*.json")}):

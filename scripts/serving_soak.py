@@ -141,36 +141,28 @@ def wait_idle(host, port, timeout=30):
 def rss_mib(pid):
     """VmRSS of a process in MiB, or None if it is gone or not ours to read."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    return None
+    return next((int(l.split()[1]) / 1024.0 for l in status.splitlines() if l.startswith("VmRSS:")), None)
 
 
 class RssSampler(threading.Thread):
-    """Samples a process's RSS every `interval` seconds; peak() and samples for the summary."""
+    """Samples a process's RSS every `interval` seconds, for its peak."""
 
     def __init__(self, pid, interval=0.5):
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.samples = []
+        self.pid, self.interval, self.peak_mib = pid, interval, None
         self._halt = threading.Event()
 
     def run(self):
-        while not self._halt.is_set():
+        while not self._halt.wait(self.interval):
             v = rss_mib(self.pid)
-            if v is not None:
-                self.samples.append((time.time(), v))
-            self._halt.wait(self.interval)
+            self.peak_mib = max(self.peak_mib or 0, v or 0)
 
     def stop(self):
         self._halt.set()
         self.join(timeout=5)
-
-    def peak(self):
-        return max((v for _, v in self.samples), default=None)
 
 
 # ---- the workload ----
@@ -188,7 +180,7 @@ WORDS = ("river stone cloud quiet amber engine letter garden winter paper signal
 class Spec:
     """One request to make. `ref` names the reference a greedy request must match (None: sampled)."""
     kind: str            # "chat" or "completions"
-    prompt: str
+    prompt: object       # text, or token ids (completions)
     max_tokens: int
     temperature: float
     ignore_eos: bool = False
@@ -214,18 +206,18 @@ def greedy_specs():
     """The fixed greedy requests: both endpoints, short / medium / long prompts (the long ones
     take two prefill chunks at the default --chunked-prefill-size 512), small to larger outputs."""
     prompts = {"short": QUESTIONS, "medium": [PASSAGE * 2 + q for q in QUESTIONS[:3]],
-               "long": [PASSAGE * 14 + QUESTIONS[0], PASSAGE * 11 + QUESTIONS[3]]}
+               "long": [PASSAGE * 12 + QUESTIONS[0]]}
     specs = []
     for length, texts in prompts.items():
         for i, text in enumerate(texts):
             for kind in ("chat", "completions"):
-                max_tokens = [4, 12, 24, 40][(i + len(specs)) % 4]
+                max_tokens = [4, 8, 16, 32][(i + len(specs)) % 4]
                 specs.append(Spec(kind, text, max_tokens, 0.0, ignore_eos=(i % 2 == 1), ref=(kind, length, i, max_tokens)))
     return specs
 
 
 def sampled_spec(rng):
-    n = rng.choice([3, 20, 60, 200])
+    n = rng.choice([3, 15, 40, 150])
     prompt = " ".join(rng.choice(WORDS) for _ in range(n))
     return Spec(rng.choice(["chat", "completions"]), prompt, rng.randint(1, 40), rng.choice([0.7, 1.0]))
 
@@ -271,11 +263,15 @@ class Result:
     text: str = ""
     finish_reason: str = None
     completion_tokens: int = None
-    latency: float = 0.0
+
+
+def post(conn, spec, stream):
+    """Sends `spec` on an http.client connection and reads its reply: Result, or Violation."""
+    conn.request("POST", spec.path(), json.dumps(spec.body(stream)), {"Content-Type": "application/json"})
+    return read_reply(conn, spec, stream)
 
 
 def read_reply(conn, spec, stream):
-    """Reads a reply on an http.client connection whose request was sent; Result or Violation."""
     r = conn.getresponse()
     if r.status != 200:
         raise Violation(f"status {r.status}: {r.read()[:300]!r}")
@@ -368,16 +364,10 @@ def leave(host, port, job, rng):
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
-        self.done = 0
+        self.done, self.reconnects = 0, 0
         self.ok = {"greedy": 0, "sampled": 0}
         self.left = {m: 0 for m in DISCONNECT_MODES}
-        self.violations = []
-        self.latencies = []
-        self.reconnects = 0
-
-    def add_violation(self, job, msg):
-        with self.lock:
-            self.violations.append(f"{job.spec.kind} stream={job.stream} max_tokens={job.spec.max_tokens}: {msg}")
+        self.violations, self.latencies = [], []
 
 
 def run_load(host, port, jobs, concurrency, refs, stats, deadline, seed, on_progress):
@@ -400,31 +390,24 @@ def run_load(host, port, jobs, concurrency, refs, stats, deadline, seed, on_prog
                         stats.left[job.disconnect] += 1
                 else:
                     t0 = time.time()
-                    for attempt in (0, 1):
-                        if conn is None:
-                            conn = http.client.HTTPConnection(host, port, timeout=300)
-                        try:
-                            conn.request("POST", job.spec.path(), json.dumps(job.spec.body(job.stream)),
-                                         {"Content-Type": "application/json"})
-                            res = read_reply(conn, job.spec, job.stream)
-                            break
-                        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                            # A kept-alive connection the server closed between requests: retry once fresh.
-                            conn.close()
-                            conn = None
-                            if attempt:
-                                raise
-                            with stats.lock:
-                                stats.reconnects += 1
-                    res.latency = time.time() - t0
+                    conn = conn or http.client.HTTPConnection(host, port, timeout=300)
+                    try:
+                        res = post(conn, job.spec, job.stream)
+                    except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                        # A kept-alive connection the server closed between requests: once more, fresh.
+                        conn.close()
+                        conn = http.client.HTTPConnection(host, port, timeout=300)
+                        res = post(conn, job.spec, job.stream)
+                        with stats.lock:
+                            stats.reconnects += 1
                     check_result(job.spec, res, refs)
                     with stats.lock:
                         stats.ok["greedy" if job.spec.ref else "sampled"] += 1
-                        stats.latencies.append(res.latency)
-            except Violation as e:
-                stats.add_violation(job, str(e))
-            except (OSError, ValueError, KeyError, http.client.HTTPException) as e:
-                stats.add_violation(job, f"{type(e).__name__}: {e}")
+                        stats.latencies.append(time.time() - t0)
+            except (Violation, OSError, ValueError, KeyError, http.client.HTTPException) as e:
+                msg = str(e) if isinstance(e, Violation) else f"{type(e).__name__}: {e}"
+                with stats.lock:
+                    stats.violations.append(f"{job.spec.kind} stream={job.stream} max_tokens={job.spec.max_tokens}: {msg}")
                 if conn is not None:
                     conn.close()
                     conn = None
@@ -445,16 +428,11 @@ def run_load(host, port, jobs, concurrency, refs, stats, deadline, seed, on_prog
 
 def references(host, port, greedy):
     """Each greedy request alone, non-streamed, before any load: the texts to match."""
-    refs = {}
-    for spec in greedy:
-        conn = http.client.HTTPConnection(host, port, timeout=300)
-        try:
-            conn.request("POST", spec.path(), json.dumps(spec.body(False)), {"Content-Type": "application/json"})
-            res = read_reply(conn, spec, False)
-        finally:
-            conn.close()
-        refs[spec.ref] = res
-    return refs
+    conn = http.client.HTTPConnection(host, port, timeout=300)
+    try:
+        return {spec.ref: post(conn, spec, False) for spec in greedy}
+    finally:
+        conn.close()
 
 
 def fill_kv(host, port, concurrency, rng, max_tokens_to_fill=65536):
@@ -465,14 +443,14 @@ def fill_kv(host, port, concurrency, rng, max_tokens_to_fill=65536):
     budget = int(m.get("lowbit_kv_pages_total", 0) * m.get("lowbit_kv_page_size_tokens", 0))
     if not 0 < budget <= max_tokens_to_fill:
         return 0
-    words_per_prompt = 300
-    specs = [Spec("completions", " ".join(rng.choice(WORDS) for _ in range(words_per_prompt)), 1, 0.0)
-             for _ in range(budget // words_per_prompt + 4)]
+    per_prompt = int(min(512, m.get("lowbit_kv_page_size_tokens", 32) * 8))
+    specs = [Spec("completions", [rng.randrange(100, 40000) for _ in range(per_prompt)], 1, 0.0)
+             for _ in range(budget // per_prompt + 2)]
     stats = Stats()
     run_load(host, port, [Job(s, False) for s in specs], concurrency, {}, stats, time.time() + 600, 0, lambda d: None)
     if stats.violations:
         raise RuntimeError("filling the KV cache: " + stats.violations[0])
-    return len(specs) * words_per_prompt
+    return len(specs) * per_prompt
 
 
 def pct(values, q):
@@ -499,6 +477,7 @@ def parse_args(argv):
     p.add_argument("--lowbit", default=str(DEFAULT_LOWBIT))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-total-tokens", type=int, default=16384, help="KV budget of the server this starts")
+    p.add_argument("--context-length", type=int, default=2048, help="of the server this starts (the prompts need < 1,000)")
     p.add_argument("--no-fill-kv", dest="fill_kv", action="store_false",
                    help="skip touching the whole KV budget before the load (then RSS grows as the prefix cache fills)")
     p.add_argument("--server-arg", action="append", default=[], help="extra flag for lowbit serve (repeatable)")
@@ -511,32 +490,48 @@ def parse_args(argv):
     return a
 
 
-def main(argv=None):
-    a = parse_args(argv)
-    rng = random.Random(a.seed)
+def run_against_server(name, a, extra_flags, body):
+    """Starts the server (or attaches to --base-url), runs body(host, port, pid, server) and
+    stops it; a server that cannot start is exit code 2, one that does not exit cleanly is reported."""
     server = None
     if a.base_url:
         u = urlparse(a.base_url)
         host, port, pid = u.hostname, u.port or 80, a.server_pid
     else:
         try:
-            server = LocalServer(a.lowbit, a.model_path, a.threads,
-                                 ["--max-total-tokens", a.max_total_tokens, *a.server_arg])
+            server = LocalServer(a.lowbit, a.model_path, a.threads, [*extra_flags, *a.server_arg])
         except (RuntimeError, OSError) as e:
-            print(f"serving_soak: cannot start the server: {e}", file=sys.stderr)
+            print(f"{name}: cannot start the server: {e}", file=sys.stderr)
             return 2
         host, port, pid = "127.0.0.1", server.port, server.pid
-    violations = []
     try:
-        return soak(a, rng, host, port, pid, server, violations)
+        return body(host, port, pid, server)
     finally:
-        if server is not None:
-            code = server.stop()
-            if code != 0:
-                print(f"serving_soak: lowbit serve exited {code} on SIGTERM:\n{server.output()[-2000:]}", file=sys.stderr)
+        if server is not None and server.stop() != 0:
+            print(f"{name}: lowbit serve exited {server.proc.returncode} on SIGTERM:\n{server.output()[-2000:]}",
+                  file=sys.stderr)
 
 
-def soak(a, rng, host, port, pid, server, violations):
+def verdict(violations):
+    """Prints OK or the violations; the exit code."""
+    if not violations:
+        print("OK")
+        return 0
+    print(f"FAIL: {len(violations)} violation(s)")
+    for v in violations[:20]:
+        print("  - " + v)
+    return 1
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    flags = ["--max-total-tokens", a.max_total_tokens, "--context-length", a.context_length]
+    return run_against_server("serving_soak", a, flags, lambda host, port, pid, server:
+                              soak(a, random.Random(a.seed), host, port, pid, server))
+
+
+def soak(a, rng, host, port, pid, server):
+    violations = []
     load_start = os.getloadavg()
     sampler = RssSampler(pid) if pid else None
     rss = {"start": rss_mib(pid) if pid else None}
@@ -614,20 +609,14 @@ def soak(a, rng, host, port, pid, server, violations):
         print("  end state: " + ", ".join(f"{k} {m1.get(k, float('nan')):.0f}" for k in IDLE_METRICS)
               + f", /health {health}")
     if sampler:
-        print(f"  server RSS (MiB): start {rss['start']:.1f}, KV budget touched ({filled} prompt words in "
+        print(f"  server RSS (MiB): start {rss['start']:.1f}, KV budget touched ({filled} prompt tokens in "
               f"{t_fill:.1f} s) {rss['after_fill']:.1f}, after warmup ({a.warmup} requests) "
-              f"{rss.get('after_warmup') or float('nan'):.1f}, peak {sampler.peak():.1f}, end {rss['end'] or float('nan'):.1f} "
+              f"{rss.get('after_warmup') or float('nan'):.1f}, peak {sampler.peak_mib:.1f}, end {rss['end'] or float('nan'):.1f} "
               f"(bound: end <= after warmup + {a.rss_growth_mib:.0f})")
     else:
         print("  server RSS: not measured (give --server-pid with --base-url)")
     print(f"  load average: {load_start[0]:.2f} at start, {load_end[0]:.2f} at end")
-    if violations:
-        print(f"FAIL: {len(violations)} violation(s)")
-        for v in violations[:20]:
-            print("  - " + v)
-        return 1
-    print("OK")
-    return 0
+    return verdict(violations)
 
 
 if __name__ == "__main__":

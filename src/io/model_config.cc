@@ -18,9 +18,10 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Architecture>, 2> kArchitectures = {{
+constexpr std::array<std::pair<std::string_view, Architecture>, 3> kArchitectures = {{
     {"Qwen3ForCausalLM", Architecture::Qwen3},
     {"LlamaForCausalLM", Architecture::Llama},
+    {"Qwen3MoeForCausalLM", Architecture::Qwen3Moe},
 }};
 
 std::string supported_architectures() {
@@ -82,21 +83,28 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
   c.hidden_size = f.required_positive("hidden_size");
   c.num_hidden_layers = f.required_positive("num_hidden_layers");
   c.num_attention_heads = f.required_positive("num_attention_heads");
-  c.intermediate_size = f.required_positive("intermediate_size");
+  const bool moe = c.arch == Architecture::Qwen3Moe;
+  // Qwen3MoeConfig's defaults; only the dense layers (if any) use intermediate_size.
+  c.intermediate_size = moe ? f.opt_int("intermediate_size").value_or(6144) : f.required_positive("intermediate_size");
+  if (c.intermediate_size <= 0)
+    f.fail_field("intermediate_size", fmt::format("must be positive, got {}", c.intermediate_size));
   c.vocab_size = f.required_positive("vocab_size");
 
   // Qwen3Config's field default is 32; only an explicit null means "= num_attention_heads"
   // (LlamaConfig's default is null, so absent and null agree there).
   const bool qwen3_default_kv = c.arch == Architecture::Qwen3 && !f.contains("num_key_value_heads");
-  c.num_key_value_heads =
-      f.opt_int("num_key_value_heads").value_or(qwen3_default_kv ? 32 : c.num_attention_heads);
+  const bool moe_default_kv = moe && !f.contains("num_key_value_heads");  // Qwen3MoeConfig: 4
+  c.num_key_value_heads = f.opt_int("num_key_value_heads")
+                              .value_or(qwen3_default_kv ? 32 : moe_default_kv ? 4 : c.num_attention_heads);
   if (c.num_key_value_heads <= 0)
     f.fail_field("num_key_value_heads",
                  fmt::format("must be positive, got {}", c.num_key_value_heads));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     f.fail_field("num_key_value_heads",
                  fmt::format("({}{}) must divide num_attention_heads ({})", c.num_key_value_heads,
-                             qwen3_default_kv ? ", the Qwen3 default when absent" : "",
+                             qwen3_default_kv ? ", the Qwen3 default when absent"
+                             : moe_default_kv ? ", the Qwen3-MoE default when absent"
+                                              : "",
                              c.num_attention_heads));
 
   if (auto head_dim = f.opt_int("head_dim")) {
@@ -104,6 +112,7 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
   } else if (c.arch == Architecture::Qwen3) {
     c.head_dim = 128;  // Qwen3Config default, independent of hidden_size
   } else {
+    // Llama, and Qwen3-MoE (its config defaults head_dim to null = hidden_size / heads).
     if (c.hidden_size % c.num_attention_heads != 0)
       f.fail_field(
           "hidden_size",
@@ -115,7 +124,7 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
   if (c.head_dim <= 0 || c.head_dim % 2 != 0)
     f.fail_field("head_dim", fmt::format("must be positive and even, got {}", c.head_dim));
 
-  const int64_t default_max_pos = c.arch == Architecture::Qwen3 ? 32768 : 2048;
+  const int64_t default_max_pos = c.arch == Architecture::Llama ? 2048 : 32768;
   c.max_position_embeddings = f.opt_int("max_position_embeddings").value_or(default_max_pos);
   if (c.max_position_embeddings <= 0)
     f.fail_field("max_position_embeddings",
@@ -137,7 +146,49 @@ void parse_token_ids(const ConfigFields& f, ModelConfig& c) {
     c.eos_token_ids = {2};
 }
 
+// Qwen3-MoE's expert fields (§1.1 of ../shared/spec/qwen3-moe-next.md).
+void parse_moe(const ConfigFields& f, ModelConfig& c) {
+  MoeConfig& m = c.moe;
+  const auto experts = f.opt_int("num_experts"), local = f.opt_int("num_local_experts");
+  if (experts && local && *experts != *local)
+    f.fail_field("num_local_experts", fmt::format("({}) disagrees with its alias num_experts ({})", *local, *experts));
+  const char* experts_key = local ? "num_local_experts" : "num_experts";
+  m.num_experts = local ? *local : experts.value_or(128);  // Qwen3MoeConfig default
+  if (m.num_experts < 0) f.fail_field(experts_key, fmt::format("must be >= 0, got {}", m.num_experts));
+  m.num_experts_per_tok = f.opt_int("num_experts_per_tok").value_or(8);
+  m.moe_intermediate_size = f.opt_int("moe_intermediate_size").value_or(768);
+  m.decoder_sparse_step = f.opt_int("decoder_sparse_step").value_or(1);
+  if (m.decoder_sparse_step <= 0)
+    f.fail_field("decoder_sparse_step", fmt::format("must be positive, got {}", m.decoder_sparse_step));
+  if (!f.contains("norm_topk_prob"))
+    fmt::print(stderr,
+               "warning: {}: norm_topk_prob is absent; using transformers' default false (SGLang assumes true)\n",
+               f.label());
+  m.norm_topk_prob = f.opt_bool("norm_topk_prob").value_or(false);
+  if (const json* only = f.find("mlp_only_layers")) {
+    if (!only->is_array())
+      f.fail_field("mlp_only_layers", fmt::format("must be a list of layer indices, got {}", json_excerpt(*only)));
+    for (const json& v : *only) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.num_hidden_layers)
+        f.fail_field("mlp_only_layers",
+                     fmt::format("entry {} is not a layer index in [0, {})", json_excerpt(v), c.num_hidden_layers));
+      m.mlp_only_layers.push_back(v.get<int64_t>());
+    }
+  }
+  if (m.num_experts == 0) return;  // every layer dense: the expert sizes are unused
+  if (m.moe_intermediate_size <= 0)
+    f.fail_field("moe_intermediate_size", fmt::format("must be positive, got {}", m.moe_intermediate_size));
+  if (m.num_experts_per_tok <= 0 || m.num_experts_per_tok > m.num_experts)
+    f.fail_field("num_experts_per_tok",
+                 fmt::format("({}) must be in [1, {}] ({})", m.num_experts_per_tok, m.num_experts, experts_key));
+}
+
 }  // namespace
+
+bool ModelConfig::is_moe_layer(int64_t i) const {
+  if (moe.num_experts <= 0 || (i + 1) % moe.decoder_sparse_step != 0) return false;
+  return std::find(moe.mlp_only_layers.begin(), moe.mlp_only_layers.end(), i) == moe.mlp_only_layers.end();
+}
 
 std::string_view architecture_name(Architecture arch) {
   for (const auto& [name, a] : kArchitectures)
@@ -150,7 +201,8 @@ ModelConfig parse_model_config(const json& config, std::string_view label) {
   ModelConfig c;
   c.arch = parse_architecture(f, c.architecture_name);
   parse_sizes(f, c);
-  if (c.arch == Architecture::Qwen3) check_no_sliding_window(f, c.num_hidden_layers);
+  if (c.arch != Architecture::Llama) check_no_sliding_window(f, c.num_hidden_layers);
+  if (c.arch == Architecture::Qwen3Moe) parse_moe(f, c);
 
   if (auto act = f.opt_string("hidden_act"); act && *act != "silu")
     f.fail_field("hidden_act", fmt::format("'{}' is not supported (only silu)", *act));
@@ -165,7 +217,7 @@ ModelConfig parse_model_config(const json& config, std::string_view label) {
 
   c.tie_word_embeddings = f.opt_bool("tie_word_embeddings").value_or(false);
   c.attention_bias = f.opt_bool("attention_bias").value_or(false);
-  // Qwen3's MLP has no bias whatever the config says; LlamaMLP honours mlp_bias.
+  // Qwen3's (and Qwen3-MoE's) MLP has no bias whatever the config says; LlamaMLP honours mlp_bias.
   const bool mlp_bias = f.opt_bool("mlp_bias").value_or(false);
   c.mlp_bias = c.arch == Architecture::Llama && mlp_bias;
   c.torch_dtype = parse_torch_dtype(f);

@@ -14,7 +14,7 @@
 
 namespace lowbit {
 
-enum class Architecture { Llama, Qwen3 };
+enum class Architecture { Llama, Qwen3, Qwen3Moe };
 
 // RoPE parameters, from `rope_scaling` (transformers v4) or `rope_parameters` (v5). The
 // frequency math lives with the model; this only carries validated values.
@@ -37,6 +37,18 @@ struct GenerationDefaults {
   std::optional<int64_t> top_k, max_new_tokens;
 };
 
+// Routed mixture-of-experts FFN (Qwen3-MoE; ../shared/spec/qwen3-moe-next.md §1.1-1.2).
+// num_experts == 0 means a dense model. router_aux_loss_coef and output_router_logits only
+// matter for training and are ignored.
+struct MoeConfig {
+  int64_t num_experts = 0;          // `num_experts`, or its alias `num_local_experts`
+  int64_t num_experts_per_tok = 0;  // top-k
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;      // transformers' default (SGLang's is true)
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+};
+
 struct ModelConfig {
   Architecture arch = Architecture::Llama;
   std::string architecture_name;  // as written in config.json, e.g. "Qwen3ForCausalLM"
@@ -50,6 +62,12 @@ struct ModelConfig {
   std::vector<int32_t> eos_token_ids;
   GenerationDefaults generation;
   nlohmann::json quantization_config;  // raw; null if absent (parsed by formats/)
+  MoeConfig moe;
+
+  // Layer i has a routed-expert FFN iff i is not in mlp_only_layers, there are experts and
+  // (i + 1) % decoder_sparse_step == 0 (transformers' Qwen3MoeDecoderLayer); otherwise a dense
+  // SwiGLU MLP of intermediate_size.
+  bool is_moe_layer(int64_t i) const;
 };
 
 // Reads DIR/config.json and, when present, DIR/generation_config.json: its eos_token_id

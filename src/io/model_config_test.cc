@@ -78,6 +78,87 @@ void expect_config_error(const json& j, std::initializer_list<std::string_view> 
   expect_error([&] { parse(j); }, {kLabel});
 }
 
+// A Qwen3-30B-A3B-shaped config.json, as released (num_experts, top-level rope_theta).
+const char* kQwen3Moe = R"({
+  "architectures": ["Qwen3MoeForCausalLM"], "attention_bias": false, "bos_token_id": 151643,
+  "decoder_sparse_step": 1, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+  "hidden_size": 2048, "intermediate_size": 6144, "max_position_embeddings": 40960,
+  "max_window_layers": 48, "mlp_only_layers": [], "model_type": "qwen3_moe",
+  "moe_intermediate_size": 768, "norm_topk_prob": true, "num_attention_heads": 32,
+  "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48,
+  "num_key_value_heads": 4, "output_router_logits": false, "rms_norm_eps": 1e-06,
+  "rope_scaling": null, "rope_theta": 1000000.0, "router_aux_loss_coef": 0.001,
+  "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+  "use_sliding_window": false, "vocab_size": 151936
+})";
+
+json moe_with(const json& patch) {
+  json j = json::parse(kQwen3Moe);
+  j.merge_patch(patch);
+  return j;
+}
+
+TEST(ModelConfig, Qwen3Moe) {
+  ModelConfig c = parse(kQwen3Moe);
+  EXPECT_EQ(c.arch, Architecture::Qwen3Moe);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.moe.num_experts, 128);
+  EXPECT_EQ(c.moe.num_experts_per_tok, 8);
+  EXPECT_EQ(c.moe.moe_intermediate_size, 768);
+  EXPECT_TRUE(c.moe.norm_topk_prob);
+  for (int64_t i : {0, 1, 47}) EXPECT_TRUE(c.is_moe_layer(i));
+  EXPECT_FALSE(c.mlp_bias);
+  // Dense models have no MoE layers.
+  EXPECT_FALSE(parse(kQwen3_0_6B).is_moe_layer(0));
+}
+
+TEST(ModelConfig, Qwen3MoeLayerSelection) {
+  // transformers' rule: i not in mlp_only_layers, E > 0, (i + 1) % decoder_sparse_step == 0.
+  ModelConfig c = parse(moe_with({{"num_hidden_layers", 6}, {"decoder_sparse_step", 2}, {"mlp_only_layers", {3}}}));
+  std::vector<bool> got;
+  for (int64_t i = 0; i < 6; ++i) got.push_back(c.is_moe_layer(i));
+  EXPECT_EQ(got, (std::vector<bool>{false, true, false, false, false, true}));
+  c = parse(moe_with({{"num_experts", 0}, {"num_experts_per_tok", 0}}));
+  EXPECT_FALSE(c.is_moe_layer(0));
+}
+
+TEST(ModelConfig, Qwen3MoeTransformers5Spelling) {
+  // transformers 5 writes num_local_experts (num_experts is its alias) and rope_parameters.
+  ModelConfig c = parse(moe_with({{"num_experts", nullptr}, {"num_local_experts", 8}, {"rope_theta", nullptr},
+                                  {"rope_scaling", nullptr},
+                                  {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 5e5}}}}));
+  EXPECT_EQ(c.moe.num_experts, 8);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 5e5);
+  EXPECT_EQ(parse(moe_with({{"num_local_experts", 128}})).moe.num_experts, 128);  // both, agreeing
+}
+
+TEST(ModelConfig, Qwen3MoeDefaults) {
+  // Qwen3MoeConfig: head_dim null = hidden / heads, 4 kv heads, 128 experts, top-8, F 768,
+  // norm_topk_prob false, intermediate_size 6144.
+  json j = json::parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 256,
+                           "num_hidden_layers": 2, "num_attention_heads": 8, "vocab_size": 100})");
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.moe.num_experts, 128);
+  EXPECT_EQ(c.moe.num_experts_per_tok, 8);
+  EXPECT_EQ(c.moe.moe_intermediate_size, 768);
+  EXPECT_FALSE(c.moe.norm_topk_prob);
+  EXPECT_EQ(c.intermediate_size, 6144);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+}
+
+TEST(ModelConfig, Qwen3MoeErrorsNameTheField) {
+  expect_config_error(moe_with({{"num_local_experts", 64}}), {"'num_local_experts'", "64", "num_experts (128)"});
+  expect_config_error(moe_with({{"num_experts_per_tok", 129}}), {"'num_experts_per_tok'", "129", "[1, 128]"});
+  expect_config_error(moe_with({{"num_experts_per_tok", 0}}), {"'num_experts_per_tok'"});
+  expect_config_error(moe_with({{"moe_intermediate_size", 0}}), {"'moe_intermediate_size'"});
+  expect_config_error(moe_with({{"decoder_sparse_step", 0}}), {"'decoder_sparse_step'"});
+  expect_config_error(moe_with({{"mlp_only_layers", {48}}}), {"'mlp_only_layers'", "[0, 48)"});
+  expect_config_error(moe_with({{"mlp_only_layers", 3}}), {"'mlp_only_layers'", "list"});
+  expect_config_error(moe_with({{"num_experts", -1}}), {"'num_experts'", ">= 0"});
+}
+
 TEST(ModelConfig, Qwen3_0_6B) {
   ModelConfig c = parse(kQwen3_0_6B);
   EXPECT_EQ(c.arch, Architecture::Qwen3);

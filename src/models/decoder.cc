@@ -18,12 +18,16 @@ namespace lowbit {
 struct DecoderModel::Layer {
   std::vector<float> input_norm, post_attention_norm, q_norm, k_norm;
   std::unique_ptr<LinearMethod> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+  // MoE layers (ArchTraits::load_moe_experts): router logits [T, E], then the experts; the
+  // dense gate/up/down above are then null.
+  std::unique_ptr<LinearMethod> router;
+  std::unique_ptr<MoeMethod> experts;
 };
 
 // Activation buffers, grown to the largest batch seen and then reused: no per-token allocation.
 struct DecoderModel::Workspace {
   int64_t tokens = 0;
-  std::vector<float> x, xn, q, k, v, attn, tmp, gate, up;
+  std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, router_logits;
   std::vector<int64_t> chunk_of, pos_of;  // per token of the batch
   std::vector<AttentionSeq> attn_seqs;    // per chunk of the batch
   AttentionWorkspace attn_ws;
@@ -53,9 +57,12 @@ std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& di
   ModelConfig config = load_model_config(dir);
   auto checkpoint = std::make_unique<Checkpoint>(dir);
   auto format = detect_format(*checkpoint, config);
-  if (!quantization.empty()) format = make_online_quant_format(std::move(format), quantization);
+  // MoE routers stay as the checkpoint stores them (float unless it quantized them): online
+  // quantization applies to the experts and the other linear layers only.
+  std::unique_ptr<Format> online;
+  if (!quantization.empty()) online = make_online_quant_format(detect_format(*checkpoint, config), quantization);
   std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
-  model->load_layers(*format, progress);
+  model->load_layers(online ? *online : *format, *format, progress);
   return model;
 }
 
@@ -63,17 +70,18 @@ std::vector<float> DecoderModel::norm_weight(const std::string& name, int64_t si
   return tensor_to_f32(checkpoint_->get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
 }
 
-void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
+void DecoderModel::load_layers(const Format& format, const Format& router_format, LoadProgress& progress) {
   const auto& c = config_;
   const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
                 kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
   const CpuFeatures& cpu = cpu_features();
-  auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias) {
-    LinearTensors t = format.tensors_for(prefix, bias);
+  auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias, const Format* fmt = nullptr) {
+    const Format& f = fmt ? *fmt : format;
+    LinearTensors t = f.tensors_for(prefix, bias);
     prefault(t.weight.data, t.weight.nbytes());
     std::unique_ptr<LinearMethod> method;
     try {
-      method = make_linear(format.spec_for(prefix), t, {in, out}, cpu);
+      method = make_linear(f.spec_for(prefix), t, {in, out}, cpu);
     } catch (const Error& e) {
       // Schemes name the layer and tensor; the file is known here.
       const std::string file = checkpoint_->has(t.weight.name) ? checkpoint_->file_of(t.weight.name) : "";
@@ -100,9 +108,14 @@ void DecoderModel::load_layers(const Format& format, LoadProgress& progress) {
     L.k_proj = linear(p + "self_attn.k_proj", h, kv_dim, c.attention_bias);
     L.v_proj = linear(p + "self_attn.v_proj", h, kv_dim, c.attention_bias);
     L.o_proj = linear(p + "self_attn.o_proj", q_dim, h, c.attention_bias);
-    L.gate_proj = linear(p + "mlp.gate_proj", h, inter, c.mlp_bias);
-    L.up_proj = linear(p + "mlp.up_proj", h, inter, c.mlp_bias);
-    L.down_proj = linear(p + "mlp.down_proj", inter, h, c.mlp_bias);
+    if (traits_.load_moe_experts && c.is_moe_layer(i)) {
+      L.router = linear(p + "mlp.gate", h, c.moe.num_experts, false, &router_format);
+      L.experts = traits_.load_moe_experts(*checkpoint_, format, p + "mlp.", c, cpu);
+    } else {
+      L.gate_proj = linear(p + "mlp.gate_proj", h, inter, c.mlp_bias);
+      L.up_proj = linear(p + "mlp.up_proj", h, inter, c.mlp_bias);
+      L.down_proj = linear(p + "mlp.down_proj", inter, h, c.mlp_bias);
+    }
     if (progress) progress(i + 1, c.num_hidden_layers);
   }
   final_norm_ = norm_weight("model.norm.weight", h);
@@ -138,17 +151,26 @@ void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
 }
 
 std::string DecoderModel::describe() const {
-  return fmt::format("{}: {} layers, hidden {}, heads {}/{} × {}, vocab {}; linear: {}", config_.architecture_name,
+  std::string moe;
+  for (const auto& L : layers_)
+    if (L.experts) {
+      moe = "; experts: " + L.experts->describe();
+      break;
+    }
+  return fmt::format("{}: {} layers, hidden {}, heads {}/{} × {}, vocab {}; linear: {}{}", config_.architecture_name,
                      config_.num_hidden_layers, config_.hidden_size, config_.num_attention_heads,
                      config_.num_key_value_heads, config_.head_dim, config_.vocab_size,
-                     layers_.empty() ? "-" : layers_[0].q_proj->describe());
+                     layers_.empty() ? "-" : layers_[0].q_proj->describe(), moe);
 }
 
 size_t DecoderModel::weight_bytes() const {
   size_t total = embed_tokens_.nbytes();
-  for (const auto& L : layers_)
-    for (const auto* m : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
-      total += (*m)->weight_bytes();
+  for (const auto& L : layers_) {
+    for (const auto* m :
+         {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj, &L.router})
+      if (*m) total += (*m)->weight_bytes();
+    if (L.experts) total += L.experts->weight_bytes();
+  }
   // A tied head reading the embedding in place adds nothing; a quantized head is its own copy.
   if (!config_.tie_word_embeddings || !lm_head_->reads_checkpoint_in_place()) total += lm_head_->weight_bytes();
   return total;
@@ -163,11 +185,22 @@ void DecoderModel::for_each_linear(
     fn(p + "self_attn.k_proj", L.k_proj);
     fn(p + "self_attn.v_proj", L.v_proj);
     fn(p + "self_attn.o_proj", L.o_proj);
+    // MoE layers: the router and the experts are not plain linear layers of the model (the
+    // experts live inside their MoeMethod), so only dense MLPs are listed.
+    if (!L.gate_proj) continue;
     fn(p + "mlp.gate_proj", L.gate_proj);
     fn(p + "mlp.up_proj", L.up_proj);
     fn(p + "mlp.down_proj", L.down_proj);
   }
   fn("lm_head", lm_head_);
+}
+
+void DecoderModel::for_each_moe(
+    const std::function<void(const std::string& prefix, const LinearMethod& router, const MoeMethod& experts)>& fn)
+    const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i].experts)
+      fn("model.layers." + std::to_string(i) + ".mlp.gate", *layers_[i].router, *layers_[i].experts);
 }
 
 namespace {
@@ -290,6 +323,7 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
   grow(w.v, T * kv_dim);
   grow(w.gate, T * inter);
   grow(w.up, T * inter);
+  grow(w.router_logits, T * c.moe.num_experts);
   grow(w.head_rows, rows * h);
   grow(logits, rows * c.vocab_size);
   w.chunk_of.resize(size_t(T));
@@ -324,6 +358,13 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
     add_inplace(w.x.data(), w.tmp.data(), T * h);
 
     norm_rows(L.post_attention_norm);
+    if (L.experts) {
+      const int64_t E = c.moe.num_experts;
+      L.router->apply(w.xn.data(), h, T, w.router_logits.data(), E, pool);
+      L.experts->apply(w.xn.data(), h, T, w.router_logits.data(), E, w.tmp.data(), h, pool);
+      add_inplace(w.x.data(), w.tmp.data(), T * h);
+      continue;
+    }
     L.gate_proj->apply(w.xn.data(), h, T, w.gate.data(), inter, pool);
     L.up_proj->apply(w.xn.data(), h, T, w.up.data(), inter, pool);
     pool.parallel_for(T, 1, [&](int64_t a, int64_t b, int) {

@@ -1,5 +1,6 @@
-// The dense pre-norm decoder shared by Llama and Qwen3: embeddings, N × (RMSNorm → GQA
+// The pre-norm decoder shared by Llama, Qwen3 and Qwen3-MoE: embeddings, N × (RMSNorm → GQA
 // attention with RoPE → residual → RMSNorm → SwiGLU MLP → residual), final norm, lm_head.
+// Qwen3-MoE replaces the MLP of its sparse layers by a router and a MoeMethod (routed experts).
 // Architecture differences come from ArchTraits; every linear layer is a LinearMethod built
 // by the checkpoint's Format, so this file knows nothing of dtypes or quantization.
 //
@@ -68,12 +69,18 @@ class DecoderModel {
   // "lm_head"), replaceable in place: lets a tool wrap a layer, e.g. the quantizer's
   // calibration observer.
   void for_each_linear(const std::function<void(const std::string& prefix, std::unique_ptr<LinearMethod>&)>& fn);
+  // Every MoE layer's router ("model.layers.1.mlp.gate") and experts, for cost models: a
+  // decoded token reads the router and routing().top_k of the experts.
+  void for_each_moe(const std::function<void(const std::string& prefix, const LinearMethod& router,
+                                             const MoeMethod& experts)>& fn) const;
 
  private:
   struct Layer;
   struct Workspace;
   DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint);
-  void load_layers(const Format& format, LoadProgress& progress);
+  // `router_format` builds MoE routers: the checkpoint's own format, also under online
+  // quantization (which `format` then applies to every other linear layer).
+  void load_layers(const Format& format, const Format& router_format, LoadProgress& progress);
   void load_lm_head(const CpuFeatures& cpu);
   std::vector<float> norm_weight(const std::string& name, int64_t size) const;
   void attention(const Layer& layer, int64_t layer_index, std::span<const SequenceChunk> batch, KvCache& cache,

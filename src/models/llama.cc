@@ -12,6 +12,7 @@ const ArchTraits& arch_traits(Architecture arch) {
   switch (arch) {
     case Architecture::Qwen3: return qwen3_traits();
     case Architecture::Llama: return llama_traits();
+    case Architecture::Qwen3Moe: return qwen3_moe_traits();
   }
   return llama_traits();
 }

@@ -40,6 +40,8 @@ int64_t size_config(EngineConfig& c, const DecoderModel& model) {
     fail("--page-size {} must be a power of two of at least {}", c.page_size, kKvPageMinTokens);
   if (c.chunked_prefill_size < 1) fail("--chunked-prefill-size must be >= 1, got {}", c.chunked_prefill_size);
   if (c.max_prefill_tokens < 1) fail("--max-prefill-tokens must be >= 1, got {}", c.max_prefill_tokens);
+  if (c.max_step_slowdown != 0 && !(c.max_step_slowdown >= 1))
+    fail("--max-step-slowdown must be 0 (off) or at least 1, got {}", c.max_step_slowdown);
   if (c.max_running_requests < 0) fail("--max-running-requests must be >= 1, got {}", c.max_running_requests);
   if (c.max_queued_requests < 1) fail("the request queue limit must be >= 1, got {}", c.max_queued_requests);
   if (c.max_total_tokens < 0) fail("--max-total-tokens must be >= 1, got {}", c.max_total_tokens);
@@ -178,7 +180,9 @@ void Engine::shutdown(bool drain) {
 EngineStats Engine::stats() const {
   std::lock_guard lock(impl_->mu);
   EngineStats s = impl_->stats;
-  s.queued += int64_t(impl_->inbox.size());
+  // The snapshot is from the end of the last step; requests that arrived since (in the inbox,
+  // or handed to the scheduler during a long step) are waiting too.
+  s.queued = impl_->queued + int64_t(impl_->inbox.size());
   return s;
 }
 

@@ -38,6 +38,11 @@ struct EngineConfig {
   int64_t context_length = 0;        // 0: the model's max_position_embeddings
   int64_t chunked_prefill_size = 512;  // prompt tokens of one request per step
   int64_t max_prefill_tokens = 2048;   // prompt tokens of all requests per step
+  // While requests are decoding, a step's prompt tokens are cut so the step takes at most this
+  // many times a decode-only step (from measured step times), so a long prompt does not stall
+  // running streams: their inter-token latency stays within this factor. 0: off (prompt chunks
+  // are only bounded by the two sizes above).
+  double max_step_slowdown = 2.5;
   bool enable_prefix_cache = true;
   int64_t page_size = 32;              // tokens per KV page (power of two, multiple of 32)
   int64_t max_queued_requests = 4096;  // submit() beyond this throws EngineBusy (HTTP 503)

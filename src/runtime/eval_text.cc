@@ -33,14 +33,16 @@ std::span<const float> WindowRunner::run(const EvalWindows& windows, int64_t w) 
   rows_.resize(size_t(n * vocab_));
   // Positions 0..first: one logits row, that of `first`. Then first+1..ctx-2, all rows; the
   // window's last token is only ever a target, so it is not fed.
-  const SequenceChunk head{.slot = 0, .start_pos = 0, .tokens = tokens.first(size_t(first + 1)), .all_logits = false};
+  const SequenceChunk head{
+      .slot = 0, .start_pos = 0, .tokens = tokens.first(size_t(first + 1)), .all_logits = false, .pages = {}};
   model_.forward({&head, 1}, cache_, pool_, scratch_);
   std::copy_n(scratch_.begin(), vocab_, rows_.begin());
   if (n > 1) {
     const SequenceChunk tail{.slot = 0,
                              .start_pos = first + 1,
                              .tokens = tokens.subspan(size_t(first + 1), size_t(n - 1)),
-                             .all_logits = true};
+                             .all_logits = true,
+                             .pages = {}};
     model_.forward({&tail, 1}, cache_, pool_, scratch_);
     std::copy_n(scratch_.begin(), (n - 1) * vocab_, rows_.begin() + vocab_);
   }

@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 
@@ -131,11 +132,37 @@ void Scheduler::admit() {
   }
 }
 
+int64_t Scheduler::prefill_budget(bool decoding) const {
+  if (!decoding || config_.max_step_slowdown <= 0 || prefill_token_seconds_ <= 0 || decode_step_seconds_ <= 0)
+    return config_.max_prefill_tokens;
+  // The prompt tokens that add (slowdown − 1) decode steps' worth of time; at least a few, so
+  // a prompt always advances.
+  constexpr int64_t kMinPrefillTokens = 16;
+  const double extra = (config_.max_step_slowdown - 1.0) * decode_step_seconds_;
+  const int64_t n = int64_t(extra / prefill_token_seconds_);
+  return std::clamp<int64_t>(n, kMinPrefillTokens, config_.max_prefill_tokens);
+}
+
+void Scheduler::record_step_time(double seconds, int64_t decode_tokens, int64_t prefill_tokens) {
+  // EMAs over recent steps: the machine's speed drifts (other processes, caches).
+  constexpr double kWeight = 0.2;
+  auto ema = [](double& avg, double x) { avg = avg == 0 ? x : avg + kWeight * (x - avg); };
+  if (prefill_tokens == 0) {
+    if (decode_tokens > 0) ema(decode_step_seconds_, seconds);
+  } else if (decode_tokens == 0 || decode_step_seconds_ > 0) {
+    const double base = decode_tokens > 0 ? decode_step_seconds_ : 0.0;
+    ema(prefill_token_seconds_, std::max(seconds - base, 0.0) / double(prefill_tokens));
+  }
+}
+
 void Scheduler::step() {
   admit();
   batch_.clear();
   batch_seqs_.clear();
-  int64_t prefill_budget = config_.max_prefill_tokens;
+  bool decoding = false;
+  for (const auto& s : running_) decoding = decoding || s->pending() == 1;
+  int64_t prefill_budget = this->prefill_budget(decoding);
+  int64_t decode_tokens = 0, prefill_tokens = 0;
   for (size_t i = 0; i < running_.size();) {
     Sequence& seq = *running_[i];
     const int64_t pending = seq.pending();
@@ -158,7 +185,12 @@ void Scheduler::step() {
       if (victim == i) break;
       continue;  // retry seq with the victim's pages free
     }
-    if (pending > 1) prefill_budget -= n;
+    if (pending > 1) {
+      prefill_budget -= n;
+      prefill_tokens += n;
+    } else {
+      decode_tokens += n;
+    }
     const std::span<const int32_t> toks(seq.tokens());
     batch_.push_back({.slot = 0,
                       .start_pos = seq.computed,
@@ -170,6 +202,7 @@ void Scheduler::step() {
   }
   if (batch_.empty()) return;
 
+  const auto t0 = std::chrono::steady_clock::now();
   model_.forward(batch_, cache_, pool_, logits_);
   counters_.forward_steps_total++;
 
@@ -183,6 +216,8 @@ void Scheduler::step() {
     if (seq.on_logits(logits_.data() + int64_t(r) * vocab)) counters_.requests_finished_total++;
     counters_.generation_tokens_total++;
   }
+  record_step_time(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), decode_tokens,
+                   prefill_tokens);
   for (size_t i = running_.size(); i-- > 0;)
     if (running_[i]->finished()) finish(i);
 }

@@ -4,7 +4,9 @@
 // hold their remaining prompt (a prompt first takes the longest prefix the radix cache holds),
 // then builds one ragged batch: one token for every decoding request, and prompt chunks
 // (at most chunked_prefill_size per request, max_prefill_tokens in all) for prefilling ones,
-// so a long prompt advances a chunk per step while the others keep streaming. Pages are taken
+// so a long prompt advances a chunk per step while the others keep streaming. While requests
+// decode, the step's prompt tokens are further cut, from measured step times, so the step takes
+// at most max_step_slowdown times a decode-only step (inter-token latency stays bounded). Pages are taken
 // as a sequence grows; when none are free, unreferenced prefix-cache pages are evicted, and
 // then the most recently admitted request is preempted: its full pages go to the prefix cache,
 // its references are dropped, and it waits at the head of the queue to be resumed (its tokens
@@ -51,6 +53,9 @@ class Scheduler {
   void release(Sequence& seq);    // caches its full pages, drops its references
   void finish(size_t index);      // release, then erase from running_
   void cache_prefix(Sequence& seq);
+  // Prompt tokens this step may take, given whether requests are decoding (max_step_slowdown).
+  int64_t prefill_budget(bool decoding) const;
+  void record_step_time(double seconds, int64_t decode_tokens, int64_t prefill_tokens);
 
   DecoderModel& model_;
   ThreadPool& pool_;
@@ -65,6 +70,9 @@ class Scheduler {
   std::vector<Sequence*> batch_seqs_;
   std::vector<float> logits_;
   EngineStats counters_;
+  // Exponential moving averages of step timings: a decode-only step, and the added seconds per
+  // prompt token (0 until measured).
+  double decode_step_seconds_ = 0, prefill_token_seconds_ = 0;
 };
 
 }  // namespace lowbit

@@ -88,8 +88,14 @@ void HttpCall::finish() {
   server_.call_done(this);  // may destroy *this: must be last
 }
 
+void HttpCall::restore_idle_timeout() {
+  if (evhttp_connection* conn = evhttp_request_get_connection(req_))
+    evhttp_connection_set_timeout(conn, server_.config_.io_timeout_seconds);
+}
+
 void HttpCall::reply(int status, std::string_view content_type, std::string_view body) {
   if (done_) return;
+  restore_idle_timeout();
   if (evhttp_connection* conn = evhttp_request_get_connection(req_)) evhttp_connection_set_closecb(conn, nullptr, nullptr);
   evkeyvalq* h = evhttp_request_get_output_headers(req_);
   evhttp_add_header(h, "Content-Type", std::string(content_type).c_str());
@@ -129,6 +135,7 @@ void HttpCall::send(std::string_view data) {
 
 void HttpCall::end() {
   if (done_) return;
+  restore_idle_timeout();
   if (!streaming_) start_stream(200, "text/event-stream");
   if (evhttp_connection* conn = evhttp_request_get_connection(req_)) evhttp_connection_set_closecb(conn, nullptr, nullptr);
   evhttp_send_reply_end(req_);  // also frees a request whose connection is gone
@@ -194,6 +201,12 @@ void HttpServer::run() { event_base_dispatch(base_); }
 void HttpServer::on_request(evhttp_request* req, void* arg) { static_cast<HttpServer*>(arg)->dispatch(req); }
 
 void HttpServer::dispatch(evhttp_request* req) {
+  // The io timeout guards reading a request and idle keep-alive connections. Once a request is
+  // read it may wait in the engine's queue and generate for longer than that without a byte
+  // on the wire (a non-streamed reply, or a stream before its first token), so the connection
+  // gets the in-flight bound until the reply starts (HttpCall::restore_idle_timeout).
+  if (evhttp_connection* conn = evhttp_request_get_connection(req))
+    evhttp_connection_set_timeout(conn, config_.in_flight_timeout_seconds);
   auto call = std::make_shared<HttpCall>(req, *this);
   in_flight_[call.get()] = call;
   if (draining_) return call->reply_error(503, "the server is shutting down");

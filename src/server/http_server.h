@@ -34,6 +34,7 @@ struct HttpServerConfig {
   size_t max_body_bytes = 8u << 20;        // larger bodies get 413 (libevent's reply)
   size_t max_header_bytes = 64u << 10;     // larger header blocks get 400
   int io_timeout_seconds = 60;             // idle keep-alive, slow headers/body, stalled reader
+  int in_flight_timeout_seconds = 3600;    // a read request waiting for its reply (queue + generation)
   double shutdown_grace_seconds = 30;      // in-flight requests get this long after SIGINT/SIGTERM
 };
 
@@ -66,6 +67,7 @@ class HttpCall {
   friend class HttpServer;
   static void close_cb(evhttp_connection*, void* arg);
   void finish();
+  void restore_idle_timeout();  // back to io_timeout_seconds once the reply is complete
 
   evhttp_request* req_;
   HttpServer& server_;

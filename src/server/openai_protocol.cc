@@ -29,8 +29,10 @@ Json parse_json_body(std::string_view body) {
   Json j;
   try {
     j = Json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
-    // nlohmann names the byte: "syntax error while parsing value - invalid string: ill-formed UTF-8 byte; last read: ..."
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error names the byte ("syntax error while parsing value - invalid string: ill-formed
+    // UTF-8 byte; last read: ..."); out_of_range is a number beyond a double (found by
+    // fuzz/openai_request_fuzz.cc: "2e4000" is valid JSON syntax).
     throw ApiError(400, std::string("request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ApiError(400, "request body must be a JSON object");

@@ -27,6 +27,8 @@ struct ServeArgs {
   std::optional<int64_t> max_running_requests, max_total_tokens, context_length, chunked_prefill_size, max_prefill_tokens;
   std::optional<double> mem_fraction_static;
   std::optional<int64_t> max_queued_requests;
+  std::optional<double> max_step_slowdown;
+  int io_timeout = 60;
   bool disable_radix_cache = false;
 };
 
@@ -46,6 +48,8 @@ void check_flags(const ServeArgs& a) {
   positive(a.chunked_prefill_size, "--chunked-prefill-size");
   positive(a.max_prefill_tokens, "--max-prefill-tokens");
   positive(a.max_queued_requests, "--max-queued-requests");
+  if (a.max_step_slowdown && *a.max_step_slowdown != 0 && !(*a.max_step_slowdown >= 1))
+    fail("--max-step-slowdown must be 0 (off) or at least 1, got {}", *a.max_step_slowdown);
   if (a.chunked_prefill_size && a.max_prefill_tokens && *a.max_prefill_tokens < *a.chunked_prefill_size)
     fail("--max-prefill-tokens ({}) is below --chunked-prefill-size ({}): no prefill chunk could run",
          *a.max_prefill_tokens, *a.chunked_prefill_size);
@@ -54,6 +58,7 @@ void check_flags(const ServeArgs& a) {
   if (!a.tool_call_parser.empty() && a.tool_call_parser != "qwen25" && a.tool_call_parser != "qwen")
     fail("--tool-call-parser '{}' is not supported (supported: qwen25)", a.tool_call_parser);
   if (a.host.empty()) fail("--host must not be empty");
+  if (a.io_timeout < 1) fail("--io-timeout must be at least 1 second, got {}", a.io_timeout);
 }
 
 // The chat template from chat_template.jinja or tokenizer_config.json; none is not an error
@@ -96,6 +101,7 @@ int run(const ServeArgs& a) {
   if (a.chunked_prefill_size) ec.chunked_prefill_size = *a.chunked_prefill_size;
   if (a.max_prefill_tokens) ec.max_prefill_tokens = *a.max_prefill_tokens;
   if (a.max_queued_requests) ec.max_queued_requests = *a.max_queued_requests;
+  if (a.max_step_slowdown) ec.max_step_slowdown = *a.max_step_slowdown;
   ec.enable_prefix_cache = !a.disable_radix_cache;
   std::unique_ptr<Engine> engine;
   try {
@@ -109,6 +115,7 @@ int run(const ServeArgs& a) {
   sc.http.host = a.host;
   sc.http.port = a.port;
   sc.http.api_key = a.api_key;
+  sc.http.io_timeout_seconds = a.io_timeout;
   sc.model_name = a.served_model_name.empty() ? a.load.model_path.string() : a.served_model_name;
   sc.sampling_defaults = SamplingParams::from_generation_defaults(s.model().config().generation);
   sc.reasoning_parser = a.reasoning_parser;
@@ -124,12 +131,12 @@ int run(const ServeArgs& a) {
   std::fprintf(stderr,
                "serve: model=%s served-model-name=%s threads=%d\n"
                "serve: context-length=%lld max-running-requests=%lld max-total-tokens=%lld page-size=%lld "
-               "chunked-prefill-size=%lld max-prefill-tokens=%lld radix-cache=%s\n"
+               "chunked-prefill-size=%lld max-prefill-tokens=%lld max-step-slowdown=%g radix-cache=%s\n"
                "serve: reasoning-parser=%s tool-call-parser=%s api-key=%s chat-template=%s max-body=%zu MiB io-timeout=%d s\n"
                "serve: listening on http://%s:%d\n",
                a.load.model_path.c_str(), sc.model_name.c_str(), s.pool().size(), (long long)eff.context_length,
                (long long)eff.max_running_requests, (long long)eff.max_total_tokens, (long long)eff.page_size,
-               (long long)eff.chunked_prefill_size, (long long)eff.max_prefill_tokens,
+               (long long)eff.chunked_prefill_size, (long long)eff.max_prefill_tokens, eff.max_step_slowdown,
                eff.enable_prefix_cache ? "on" : "off", sc.reasoning_parser.empty() ? "none" : sc.reasoning_parser.c_str(),
                sc.tool_call_parser.empty() ? "none" : sc.tool_call_parser.c_str(), a.api_key.empty() ? "none" : "set",
                tmpl ? "yes" : "no", sc.http.max_body_bytes >> 20, sc.http.io_timeout_seconds, a.host.c_str(), server->port());
@@ -158,6 +165,13 @@ CommandFn add_serve_command(CLI::App& app) {
   app.add_option("--max-prefill-tokens", a->max_prefill_tokens, "Prompt tokens of all requests per step (default 2048)");
   app.add_option("--max-queued-requests", a->max_queued_requests,
                  "Requests waiting beyond the running batch; more are refused with 503 (default 4096)");
+  app.add_option("--max-step-slowdown", a->max_step_slowdown,
+                 "While requests decode, cut prompt chunks so a step takes at most this many decode steps' time "
+                 "(bounds inter-token latency during long prefills; 0: off; default 2.5)");
+  app.add_option("--io-timeout", a->io_timeout,
+                 "Seconds a client may take to send a request, or stay idle between keep-alive requests "
+                 "(a request being answered is not bound by it)")
+      ->capture_default_str();
   app.add_flag("--disable-radix-cache", a->disable_radix_cache, "Do not share KV pages between requests with a common prefix");
   app.add_option("--reasoning-parser", a->reasoning_parser, "qwen3: return <think>…</think> as reasoning_content");
   app.add_option("--tool-call-parser", a->tool_call_parser, "qwen25: return <tool_call> JSON as OpenAI tool_calls");

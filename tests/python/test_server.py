@@ -379,6 +379,43 @@ def test_api_key(smollm2_dir):
         s.kill()
 
 
+def test_queued_request_outlives_the_io_timeout(smollm2_dir):
+    """A request waiting in the queue sends no byte for longer than --io-timeout (2 s here), yet
+    its connection stays open and it completes: the io timeout bounds slow clients and idle
+    keep-alive connections, not time spent waiting for the engine."""
+    s = Server(smollm2_dir, "--io-timeout", "2", "--max-running-requests", "1")
+    try:
+        import openai
+        c = openai.OpenAI(base_url=s.base + "/v1", api_key="x", max_retries=0, timeout=120)
+        results = {}
+
+        def long_one():
+            results["long"] = c.completions.create(model="x", prompt="Once upon a time", max_tokens=1000,
+                                                   temperature=0, extra_body={"ignore_eos": True})
+
+        t = threading.Thread(target=long_one)
+        t0 = time.time()
+        t.start()
+        time.sleep(0.3)
+        chunks = list(c.completions.create(model="x", prompt="Hello", max_tokens=4, temperature=0, stream=True,
+                                           extra_body={"ignore_eos": True}))
+        t.join(timeout=120)
+        waited = time.time() - t0
+        assert results["long"].usage.completion_tokens == 1000
+        assert "".join(ch.choices[0].text for ch in chunks if ch.choices)
+        assert waited > 2.5, f"the first request took only {waited:.1f} s: the queue wait did not exceed the timeout"
+        # An idle keep-alive connection is still closed after the timeout.
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        conn.request("GET", "/health")
+        assert conn.getresponse().read()
+        time.sleep(3.5)
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            conn.request("GET", "/health")
+            conn.getresponse().read()
+    finally:
+        s.kill()
+
+
 @pytest.mark.parametrize("flags,needle", [
     (["--max-total-tokens", "1000", "--mem-fraction-static", "0.5"], "--mem-fraction-static"),
     (["--reasoning-parser", "nope"], "--reasoning-parser"),
