@@ -1,6 +1,9 @@
 #include "runtime/engine.h"
 
 #include <bit>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <string>
 

@@ -11,15 +11,10 @@
 // on the engine thread, in order, and must not block (hand the event to your own thread).
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/error.h"

@@ -3,9 +3,7 @@
 // text, logprobs) that turns each step's logits into an EngineEvent.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
