@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libevent-dev libcurl4-openssl-dev chromium
+  libopenmpi-dev openmpi-bin
   python3-venv
 )
 

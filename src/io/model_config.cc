@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/config_fields.h"
 #include "io/json_util.h"
+#include "io/qwen3_next_config.h"
 #include "io/rope_config.h"
 
 namespace lowbit {
@@ -18,10 +19,11 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Architecture>, 3> kArchitectures = {{
+constexpr std::array<std::pair<std::string_view, Architecture>, 4> kArchitectures = {{
     {"Qwen3ForCausalLM", Architecture::Qwen3},
     {"LlamaForCausalLM", Architecture::Llama},
     {"Qwen3MoeForCausalLM", Architecture::Qwen3Moe},
+    {"Qwen3NextForCausalLM", Architecture::Qwen3Next},
 }};
 
 std::string supported_architectures() {
@@ -83,9 +85,11 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
   c.hidden_size = f.required_positive("hidden_size");
   c.num_hidden_layers = f.required_positive("num_hidden_layers");
   c.num_attention_heads = f.required_positive("num_attention_heads");
-  const bool moe = c.arch == Architecture::Qwen3Moe;
-  // Qwen3MoeConfig's defaults; only the dense layers (if any) use intermediate_size.
-  c.intermediate_size = moe ? f.opt_int("intermediate_size").value_or(6144) : f.required_positive("intermediate_size");
+  const bool next = c.arch == Architecture::Qwen3Next;
+  const bool moe = c.arch == Architecture::Qwen3Moe || next;
+  // Qwen3MoeConfig's and Qwen3NextConfig's defaults; only dense layers use intermediate_size.
+  c.intermediate_size = moe ? f.opt_int("intermediate_size").value_or(next ? 5632 : 6144)
+                            : f.required_positive("intermediate_size");
   if (c.intermediate_size <= 0)
     f.fail_field("intermediate_size", fmt::format("must be positive, got {}", c.intermediate_size));
   c.vocab_size = f.required_positive("vocab_size");
@@ -93,9 +97,9 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
   // Qwen3Config's field default is 32; only an explicit null means "= num_attention_heads"
   // (LlamaConfig's default is null, so absent and null agree there).
   const bool qwen3_default_kv = c.arch == Architecture::Qwen3 && !f.contains("num_key_value_heads");
-  const bool moe_default_kv = moe && !f.contains("num_key_value_heads");  // Qwen3MoeConfig: 4
+  const bool moe_default_kv = moe && !f.contains("num_key_value_heads");  // Qwen3MoeConfig: 4, Next: 2
   c.num_key_value_heads = f.opt_int("num_key_value_heads")
-                              .value_or(qwen3_default_kv ? 32 : moe_default_kv ? 4 : c.num_attention_heads);
+                              .value_or(qwen3_default_kv ? 32 : moe_default_kv ? (next ? 2 : 4) : c.num_attention_heads);
   if (c.num_key_value_heads <= 0)
     f.fail_field("num_key_value_heads",
                  fmt::format("must be positive, got {}", c.num_key_value_heads));
@@ -109,8 +113,8 @@ void parse_sizes(const ConfigFields& f, ModelConfig& c) {
 
   if (auto head_dim = f.opt_int("head_dim")) {
     c.head_dim = *head_dim;
-  } else if (c.arch == Architecture::Qwen3) {
-    c.head_dim = 128;  // Qwen3Config default, independent of hidden_size
+  } else if (c.arch == Architecture::Qwen3 || next) {
+    c.head_dim = next ? 256 : 128;  // Qwen3Config / Qwen3NextConfig defaults, independent of hidden_size
   } else {
     // Llama, and Qwen3-MoE (its config defaults head_dim to null = hidden_size / heads).
     if (c.hidden_size % c.num_attention_heads != 0)
@@ -153,18 +157,20 @@ void parse_moe(const ConfigFields& f, ModelConfig& c) {
   if (experts && local && *experts != *local)
     f.fail_field("num_local_experts", fmt::format("({}) disagrees with its alias num_experts ({})", *local, *experts));
   const char* experts_key = local ? "num_local_experts" : "num_experts";
-  m.num_experts = local ? *local : experts.value_or(128);  // Qwen3MoeConfig default
+  const bool next = c.arch == Architecture::Qwen3Next;
+  m.num_experts = local ? *local : experts.value_or(next ? 512 : 128);  // Qwen3Moe/NextConfig defaults
   if (m.num_experts < 0) f.fail_field(experts_key, fmt::format("must be >= 0, got {}", m.num_experts));
-  m.num_experts_per_tok = f.opt_int("num_experts_per_tok").value_or(8);
-  m.moe_intermediate_size = f.opt_int("moe_intermediate_size").value_or(768);
+  m.num_experts_per_tok = f.opt_int("num_experts_per_tok").value_or(next ? 10 : 8);
+  m.moe_intermediate_size = f.opt_int("moe_intermediate_size").value_or(next ? 512 : 768);
   m.decoder_sparse_step = f.opt_int("decoder_sparse_step").value_or(1);
   if (m.decoder_sparse_step <= 0)
     f.fail_field("decoder_sparse_step", fmt::format("must be positive, got {}", m.decoder_sparse_step));
-  if (!f.contains("norm_topk_prob"))
+  // Qwen3NextConfig defaults norm_topk_prob to true, Qwen3MoeConfig to false.
+  if (!f.contains("norm_topk_prob") && !next)
     fmt::print(stderr,
                "warning: {}: norm_topk_prob is absent; using transformers' default false (SGLang assumes true)\n",
                f.label());
-  m.norm_topk_prob = f.opt_bool("norm_topk_prob").value_or(false);
+  m.norm_topk_prob = f.opt_bool("norm_topk_prob").value_or(next);
   if (const json* only = f.find("mlp_only_layers")) {
     if (!only->is_array())
       f.fail_field("mlp_only_layers", fmt::format("must be a list of layer indices, got {}", json_excerpt(*only)));
@@ -183,7 +189,24 @@ void parse_moe(const ConfigFields& f, ModelConfig& c) {
                  fmt::format("({}) must be in [1, {}] ({})", m.num_experts_per_tok, m.num_experts, experts_key));
 }
 
+// int(head_dim · factor) channels rotate (transformers' truncation); only Qwen3-Next's
+// attention has partial RoPE, so any other model refuses a factor it would ignore.
+int64_t rotary_dim(const ConfigFields& f, int64_t head_dim, double factor, Architecture arch) {
+  if (factor != 1.0 && arch != Architecture::Qwen3Next)
+    f.fail_field("partial_rotary_factor", fmt::format("= {} is not supported for this architecture", factor));
+  const auto dim = int64_t(double(head_dim) * factor);
+  if (!(factor > 0 && factor <= 1) || dim <= 0 || dim % 2 != 0)
+    f.fail_field("partial_rotary_factor",
+                 fmt::format("= {} gives {} rotary channels of head_dim {}; need an even number in (0, head_dim]",
+                             factor, dim, head_dim));
+  return dim;
+}
+
 }  // namespace
+
+int64_t ModelConfig::num_linear_attention_layers() const {
+  return std::count(linear_attention_layers.begin(), linear_attention_layers.end(), true);
+}
 
 bool ModelConfig::is_moe_layer(int64_t i) const {
   if (moe.num_experts <= 0 || (i + 1) % moe.decoder_sparse_step != 0) return false;
@@ -201,8 +224,9 @@ ModelConfig parse_model_config(const json& config, std::string_view label) {
   ModelConfig c;
   c.arch = parse_architecture(f, c.architecture_name);
   parse_sizes(f, c);
-  if (c.arch != Architecture::Llama) check_no_sliding_window(f, c.num_hidden_layers);
-  if (c.arch == Architecture::Qwen3Moe) parse_moe(f, c);
+  if (c.arch != Architecture::Llama && c.arch != Architecture::Qwen3Next) check_no_sliding_window(f, c.num_hidden_layers);
+  if (c.arch == Architecture::Qwen3Moe || c.arch == Architecture::Qwen3Next) parse_moe(f, c);
+  if (c.arch == Architecture::Qwen3Next) parse_qwen3_next(f, c);
 
   if (auto act = f.opt_string("hidden_act"); act && *act != "silu")
     f.fail_field("hidden_act", fmt::format("'{}' is not supported (only silu)", *act));
@@ -211,9 +235,10 @@ ModelConfig parse_model_config(const json& config, std::string_view label) {
   if (!(c.rms_norm_eps > 0))
     f.fail_field("rms_norm_eps", fmt::format("must be positive, got {}", c.rms_norm_eps));
 
-  RopeConfig rope = parse_rope_config(f, c.max_position_embeddings);
+  RopeConfig rope = parse_rope_config(f, c.max_position_embeddings, c.arch == Architecture::Qwen3Next ? 0.25 : 1.0);
   c.rope_theta = rope.theta;
   c.rope_scaling = std::move(rope.scaling);
+  c.rotary_dim = rotary_dim(f, c.head_dim, rope.partial_rotary_factor, c.arch);
 
   c.tie_word_embeddings = f.opt_bool("tie_word_embeddings").value_or(false);
   c.attention_bias = f.opt_bool("attention_bias").value_or(false);

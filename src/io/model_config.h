@@ -14,7 +14,7 @@
 
 namespace lowbit {
 
-enum class Architecture { Llama, Qwen3, Qwen3Moe };
+enum class Architecture { Llama, Qwen3, Qwen3Moe, Qwen3Next };
 
 // RoPE parameters, from `rope_scaling` (transformers v4) or `rope_parameters` (v5). The
 // frequency math lives with the model; this only carries validated values.
@@ -49,6 +49,13 @@ struct MoeConfig {
   std::vector<int64_t> mlp_only_layers;
 };
 
+// Qwen3-Next's Gated DeltaNet (linear-attention) layers (../shared/spec/qwen3-moe-next.md §2.1).
+struct LinearAttentionConfig {
+  int64_t num_key_heads = 0, num_value_heads = 0;  // Hk, Hv; Hk divides Hv
+  int64_t key_head_dim = 0, value_head_dim = 0;    // dk, dv
+  int64_t conv_kernel = 4;                         // Kc
+};
+
 struct ModelConfig {
   Architecture arch = Architecture::Llama;
   std::string architecture_name;  // as written in config.json, e.g. "Qwen3ForCausalLM"
@@ -63,11 +70,24 @@ struct ModelConfig {
   GenerationDefaults generation;
   nlohmann::json quantization_config;  // raw; null if absent (parsed by formats/)
   MoeConfig moe;
+  // Qwen3-Next: which layers are Gated DeltaNet (`layer_types`, else every layer i with
+  // (i + 1) % full_attention_interval != 0); empty for models whose layers all attend.
+  std::vector<bool> linear_attention_layers;
+  LinearAttentionConfig linear_attention;
+  int64_t shared_expert_intermediate_size = 0;  // Qwen3-Next's always-on expert; 0: none
+  // Leading channels of each head that RoPE rotates: head_dim · partial_rotary_factor
+  // (0 in a hand-built config means all of head_dim: use rotary_channels()).
+  int64_t rotary_dim = 0;
+  int64_t rotary_channels() const { return rotary_dim > 0 ? rotary_dim : head_dim; }
 
   // Layer i has a routed-expert FFN iff i is not in mlp_only_layers, there are experts and
   // (i + 1) % decoder_sparse_step == 0 (transformers' Qwen3MoeDecoderLayer); otherwise a dense
   // SwiGLU MLP of intermediate_size.
   bool is_moe_layer(int64_t i) const;
+  bool is_linear_attention_layer(int64_t i) const {
+    return size_t(i) < linear_attention_layers.size() && linear_attention_layers[size_t(i)];
+  }
+  int64_t num_linear_attention_layers() const;
 };
 
 // Reads DIR/config.json and, when present, DIR/generation_config.json: its eos_token_id

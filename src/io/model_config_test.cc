@@ -159,6 +159,55 @@ TEST(ModelConfig, Qwen3MoeErrorsNameTheField) {
   expect_config_error(moe_with({{"num_experts", -1}}), {"'num_experts'", ">= 0"});
 }
 
+TEST(ModelConfig, Qwen3NextDefaultsAndLayerPattern) {
+  // Qwen3NextConfig's defaults (../shared/spec/qwen3-moe-next.md §2.1): interval 4, heads
+  // 16/2 × 256, partial RoPE 0.25 → 64 channels, GDN 16/32 heads of 128, 512 experts top-10,
+  // norm_topk_prob true, shared expert 512.
+  json j = json::parse(R"({"architectures": ["Qwen3NextForCausalLM"], "hidden_size": 2048,
+                           "num_hidden_layers": 8, "num_attention_heads": 16, "vocab_size": 151936})");
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.arch, Architecture::Qwen3Next);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.rotary_dim, 64);
+  EXPECT_EQ(c.linear_attention.num_key_heads, 16);
+  EXPECT_EQ(c.linear_attention.num_value_heads, 32);
+  EXPECT_EQ(c.linear_attention.key_head_dim, 128);
+  EXPECT_EQ(c.linear_attention.conv_kernel, 4);
+  EXPECT_EQ(c.moe.num_experts, 512);
+  EXPECT_EQ(c.moe.num_experts_per_tok, 10);
+  EXPECT_TRUE(c.moe.norm_topk_prob);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 512);
+  EXPECT_EQ(c.linear_attention_layers, (std::vector<bool>{true, true, true, false, true, true, true, false}));
+  EXPECT_EQ(c.num_linear_attention_layers(), 6);
+
+  // transformers 5 writes layer_types (and not the interval), and the factor in rope_parameters.
+  j["layer_types"] = {"linear_attention", "full_attention", "linear_attention", "full_attention",
+                      "linear_attention", "linear_attention", "linear_attention", "full_attention"};
+  j["head_dim"] = 32;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e7}, {"partial_rotary_factor", 0.5}};
+  c = parse(j);
+  EXPECT_EQ(c.linear_attention_layers, (std::vector<bool>{true, false, true, false, true, true, true, false}));
+  EXPECT_EQ(c.rotary_dim, 16);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e7);
+}
+
+TEST(ModelConfig, Qwen3NextErrorsNameTheField) {
+  json j = json::parse(R"({"architectures": ["Qwen3NextForCausalLM"], "hidden_size": 64,
+                           "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100})");
+  auto with_field = [&](const char* key, json v) {
+    json k = j;
+    k[key] = std::move(v);
+    return k;
+  };
+  expect_config_error(with_field("linear_num_value_heads", 5), {"'linear_num_value_heads'", "multiple", "(16)"});
+  expect_config_error(with_field("layer_types", {"linear_attention"}), {"'layer_types'", "2 strings"});
+  expect_config_error(with_field("layer_types", {"linear_attention", "sliding_attention"}),
+                      {"'layer_types'", "entry 1", "sliding_attention"});
+  expect_config_error(with_field("full_attention_interval", 0), {"'full_attention_interval'", "positive"});
+  expect_config_error(with_field("partial_rotary_factor", 1.5), {"'partial_rotary_factor'", "even"});
+}
+
 TEST(ModelConfig, Qwen3_0_6B) {
   ModelConfig c = parse(kQwen3_0_6B);
   EXPECT_EQ(c.arch, Architecture::Qwen3);

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <initializer_list>
-
 #include "core/error.h"
 #include "io/json_util.h"
 
@@ -102,14 +100,15 @@ void parse_yarn(const ConfigFields& rope, int64_t max_position_embeddings, RopeS
 
 }  // namespace
 
-RopeConfig parse_rope_config(const ConfigFields& config, int64_t max_position_embeddings) {
+RopeConfig parse_rope_config(const ConfigFields& config, int64_t max_position_embeddings,
+                             double default_partial_rotary_factor) {
   RopeConfig out;
+  out.partial_rotary_factor = default_partial_rotary_factor;
   out.theta = config.opt_number("rope_theta").value_or(kDefaultTheta);
   std::string name;
   const json* rope_json = pick_rope_object(config, name);
+  if (auto p = config.opt_number("partial_rotary_factor")) out.partial_rotary_factor = *p;
   if (!rope_json) {
-    if (auto p = config.opt_number("partial_rotary_factor"); p && *p != 1.0)
-      config.fail_field("partial_rotary_factor", fmt::format("= {} is not supported", *p));
     positive(config, "rope_theta", out.theta);
     return out;
   }
@@ -118,12 +117,8 @@ RopeConfig parse_rope_config(const ConfigFields& config, int64_t max_position_em
 
   if (auto theta = rope.opt_number("rope_theta")) out.theta = *theta;
   positive(rope.find("rope_theta") ? rope : config, "rope_theta", out.theta);
-  // Partial rotary embeddings are not implemented by our models; refuse rather than
-  // silently rotate the whole head.
-  for (const ConfigFields* f : std::initializer_list<const ConfigFields*>{&rope, &config}) {
-    if (auto p = f->opt_number("partial_rotary_factor"); p && *p != 1.0)
-      f->fail_field("partial_rotary_factor", fmt::format("= {} is not supported", *p));
-  }
+  // transformers reads the factor from the RoPE parameters (v5 copies the top-level one in).
+  if (auto p = rope.opt_number("partial_rotary_factor")) out.partial_rotary_factor = *p;
 
   RopeScaling& s = out.scaling;
   // "rope_type" wins over the older "type" when both are present.

@@ -14,10 +14,13 @@ namespace lowbit {
 struct RopeConfig {
   double theta = 10000.0;
   RopeScaling scaling;
+  double partial_rotary_factor = 1.0;  // top level or inside the RoPE object
 };
 
 // `config` is the whole config.json; `max_position_embeddings` is already resolved (it is
 // the default for original_max_position_embeddings).
-RopeConfig parse_rope_config(const ConfigFields& config, int64_t max_position_embeddings);
+// `default_partial_rotary_factor` is the architecture's config-class default.
+RopeConfig parse_rope_config(const ConfigFields& config, int64_t max_position_embeddings,
+                             double default_partial_rotary_factor = 1.0);
 
 }  // namespace lowbit

@@ -10,30 +10,11 @@
 #include "core/thread_pool.h"
 #include "formats/format.h"
 #include "kernels/attention.h"
+#include "models/decoder_layer.h"
 #include "models/ops.h"
 #include "schemes/make_linear.h"
 
 namespace lowbit {
-
-struct DecoderModel::Layer {
-  std::vector<float> input_norm, post_attention_norm, q_norm, k_norm;
-  std::unique_ptr<LinearMethod> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
-  // MoE layers (ArchTraits::load_moe_experts): router logits [T, E], then the experts; the
-  // dense gate/up/down above are then null.
-  std::unique_ptr<LinearMethod> router;
-  std::unique_ptr<MoeMethod> experts;
-};
-
-// Activation buffers, grown to the largest batch seen and then reused: no per-token allocation.
-struct DecoderModel::Workspace {
-  int64_t tokens = 0;
-  std::vector<float> x, xn, q, k, v, attn, tmp, gate, up, router_logits;
-  std::vector<int64_t> chunk_of, pos_of;  // per token of the batch
-  std::vector<AttentionSeq> attn_seqs;    // per chunk of the batch
-  AttentionWorkspace attn_ws;
-  std::vector<float> head_rows;           // final-normed rows that need logits
-};
-
 namespace {
 SchemeSpec float_spec(const char* origin) {
   SchemeSpec s;
@@ -53,7 +34,7 @@ DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> check
 DecoderModel::~DecoderModel() = default;
 
 std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress,
-                                                 std::string_view quantization) {
+                                                 std::string_view quantization, const DraftHeadOptions& draft) {
   ModelConfig config = load_model_config(dir);
   auto checkpoint = std::make_unique<Checkpoint>(dir);
   auto format = detect_format(*checkpoint, config);
@@ -63,63 +44,136 @@ std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& di
   if (!quantization.empty()) online = make_online_quant_format(detect_format(*checkpoint, config), quantization);
   std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
   model->load_layers(online ? *online : *format, *format, progress);
+  if (draft.load) model->load_mtp(draft, quantization);
   return model;
 }
 
-std::vector<float> DecoderModel::norm_weight(const std::string& name, int64_t size) const {
-  return tensor_to_f32(checkpoint_->get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
+std::vector<float> DecoderModel::norm_weight(const Checkpoint& ckpt, const std::string& name, int64_t size) const {
+  std::vector<float> w = tensor_to_f32(ckpt.get(name, {DType::BF16, DType::F16, DType::F32}, {size}));
+  if (traits_.offset_norms)
+    for (float& v : w) v += 1.0f;  // stored w, applied as 1 + w (fp32, as transformers computes it)
+  return w;
+}
+
+namespace {
+// One linear layer through `f`, with the checkpoint file named in errors.
+std::unique_ptr<LinearMethod> build_linear(const Checkpoint& ckpt, const Format& f, const std::string& prefix,
+                                           int64_t in, int64_t out, bool bias) {
+  LinearTensors t = f.tensors_for(prefix, bias);
+  prefault(t.weight.data, t.weight.nbytes());
+  std::unique_ptr<LinearMethod> method;
+  try {
+    method = make_linear(f.spec_for(prefix), t, {in, out}, cpu_features());
+  } catch (const Error& e) {
+    // Schemes name the layer and tensor; the file is known here.
+    const std::string file = ckpt.has(t.weight.name) ? ckpt.file_of(t.weight.name) : "";
+    if (file.empty()) throw;
+    fail("{}: {}", (ckpt.dir() / file).string(), e.what());
+  }
+  // A quantized scheme keeps its own packed copy: the checkpoint's pages would otherwise stay
+  // resident beside it (the second copy of every weight that streaming load must avoid).
+  if (!method->reads_checkpoint_in_place()) release_pages(t.weight.data, t.weight.nbytes());
+  return method;
+}
+}  // namespace
+
+DecoderModel::Layer DecoderModel::load_layer(const Checkpoint& ckpt, const Format& format, const Format& router_format,
+                                             const std::string& p, bool linear_attention, bool moe, int64_t kv_layer,
+                                             int64_t recurrent_layer) {
+  const auto& c = config_;
+  const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
+                kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
+  auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias, const Format* fmt = nullptr) {
+    return build_linear(ckpt, fmt ? *fmt : format, prefix, in, out, bias);
+  };
+  Layer L;
+  L.input_norm = norm_weight(ckpt, p + "input_layernorm.weight", h);
+  L.post_attention_norm = norm_weight(ckpt, p + "post_attention_layernorm.weight", h);
+  if (linear_attention) {
+    const LinearBuilder plain = [&](const std::string& prefix, int64_t in, int64_t out) {
+      return linear(prefix, in, out, false);
+    };
+    L.linear_attn = std::make_unique<GatedDeltaNet>(ckpt, p + "linear_attn.", c, plain);
+    L.recurrent_layer = recurrent_layer;
+  } else {
+    if (traits_.qk_norm) {
+      L.q_norm = norm_weight(ckpt, p + "self_attn.q_norm.weight", c.head_dim);
+      L.k_norm = norm_weight(ckpt, p + "self_attn.k_norm.weight", c.head_dim);
+    }
+    // With an output gate, q_proj's rows are [q_h | gate_h] per head (§2.4).
+    L.q_proj = linear(p + "self_attn.q_proj", h, traits_.attention_output_gate ? 2 * q_dim : q_dim, c.attention_bias);
+    L.k_proj = linear(p + "self_attn.k_proj", h, kv_dim, c.attention_bias);
+    L.v_proj = linear(p + "self_attn.v_proj", h, kv_dim, c.attention_bias);
+    L.o_proj = linear(p + "self_attn.o_proj", q_dim, h, c.attention_bias);
+    L.kv_layer = kv_layer;
+  }
+  if (moe) {
+    L.router = linear(p + "mlp.gate", h, c.moe.num_experts, false, &router_format);
+    L.experts = traits_.load_moe_experts(ckpt, format, p + "mlp.", c, cpu_features());
+    if (traits_.shared_expert && c.shared_expert_intermediate_size > 0) {
+      const int64_t fs = c.shared_expert_intermediate_size;
+      L.shared_gate_proj = linear(p + "mlp.shared_expert.gate_proj", h, fs, false);
+      L.shared_up_proj = linear(p + "mlp.shared_expert.up_proj", h, fs, false);
+      L.shared_down_proj = linear(p + "mlp.shared_expert.down_proj", fs, h, false);
+      // One logit per token: stays as the checkpoint stores it, like the router.
+      L.shared_expert_gate = linear(p + "mlp.shared_expert_gate", h, 1, false, &router_format);
+    }
+  } else {
+    L.gate_proj = linear(p + "mlp.gate_proj", h, inter, c.mlp_bias);
+    L.up_proj = linear(p + "mlp.up_proj", h, inter, c.mlp_bias);
+    L.down_proj = linear(p + "mlp.down_proj", inter, h, c.mlp_bias);
+  }
+  return L;
 }
 
 void DecoderModel::load_layers(const Format& format, const Format& router_format, LoadProgress& progress) {
   const auto& c = config_;
-  const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
-                kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
-  const CpuFeatures& cpu = cpu_features();
-  auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias, const Format* fmt = nullptr) {
-    const Format& f = fmt ? *fmt : format;
-    LinearTensors t = f.tensors_for(prefix, bias);
-    prefault(t.weight.data, t.weight.nbytes());
-    std::unique_ptr<LinearMethod> method;
-    try {
-      method = make_linear(f.spec_for(prefix), t, {in, out}, cpu);
-    } catch (const Error& e) {
-      // Schemes name the layer and tensor; the file is known here.
-      const std::string file = checkpoint_->has(t.weight.name) ? checkpoint_->file_of(t.weight.name) : "";
-      if (file.empty()) throw;
-      fail("{}: {}", (checkpoint_->dir() / file).string(), e.what());
-    }
-    // A quantized scheme keeps its own packed copy: the checkpoint's pages would otherwise stay
-    // resident beside it (the second copy of every weight that streaming load must avoid).
-    if (!method->reads_checkpoint_in_place()) release_pages(t.weight.data, t.weight.nbytes());
-    return method;
-  };
-  embed_tokens_ = checkpoint_->get("model.embed_tokens.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h});
-  layers_.resize(size_t(c.num_hidden_layers));
+  embed_tokens_ = checkpoint_->get("model.embed_tokens.weight", {DType::BF16, DType::F16, DType::F32},
+                                   {c.vocab_size, c.hidden_size});
+  layers_.reserve(size_t(c.num_hidden_layers));
+  int64_t kv_layers = 0, recurrent_layers = 0;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    Layer& L = layers_[size_t(i)];
-    L.input_norm = norm_weight(p + "input_layernorm.weight", h);
-    L.post_attention_norm = norm_weight(p + "post_attention_layernorm.weight", h);
-    if (traits_.qk_norm) {
-      L.q_norm = norm_weight(p + "self_attn.q_norm.weight", c.head_dim);
-      L.k_norm = norm_weight(p + "self_attn.k_norm.weight", c.head_dim);
-    }
-    L.q_proj = linear(p + "self_attn.q_proj", h, q_dim, c.attention_bias);
-    L.k_proj = linear(p + "self_attn.k_proj", h, kv_dim, c.attention_bias);
-    L.v_proj = linear(p + "self_attn.v_proj", h, kv_dim, c.attention_bias);
-    L.o_proj = linear(p + "self_attn.o_proj", q_dim, h, c.attention_bias);
-    if (traits_.load_moe_experts && c.is_moe_layer(i)) {
-      L.router = linear(p + "mlp.gate", h, c.moe.num_experts, false, &router_format);
-      L.experts = traits_.load_moe_experts(*checkpoint_, format, p + "mlp.", c, cpu);
-    } else {
-      L.gate_proj = linear(p + "mlp.gate_proj", h, inter, c.mlp_bias);
-      L.up_proj = linear(p + "mlp.up_proj", h, inter, c.mlp_bias);
-      L.down_proj = linear(p + "mlp.down_proj", inter, h, c.mlp_bias);
-    }
+    const bool linear_attention = c.is_linear_attention_layer(i);
+    layers_.push_back(load_layer(*checkpoint_, format, router_format, "model.layers." + std::to_string(i) + ".",
+                                 linear_attention, traits_.load_moe_experts && c.is_moe_layer(i),
+                                 linear_attention ? -1 : kv_layers, linear_attention ? recurrent_layers : -1));
+    (linear_attention ? recurrent_layers : kv_layers)++;
     if (progress) progress(i + 1, c.num_hidden_layers);
   }
-  final_norm_ = norm_weight("model.norm.weight", h);
-  load_lm_head(cpu);
+  final_norm_ = norm_weight(*checkpoint_, "model.norm.weight", c.hidden_size);
+  load_lm_head(cpu_features());
+}
+
+void DecoderModel::load_mtp(const DraftHeadOptions& draft, std::string_view quantization) {
+  const auto& c = config_;
+  if (!traits_.shared_expert)
+    fail("--speculative-algorithm NEXTN: {} has no MTP head (only Qwen3-Next has one)", c.architecture_name);
+  auto head = std::make_unique<MtpHead>();
+  const Checkpoint* ckpt = checkpoint_.get();
+  ModelConfig draft_config = c;
+  if (!draft.from.empty()) {
+    head->checkpoint = std::make_unique<Checkpoint>(draft.from);
+    ckpt = head->checkpoint.get();
+    draft_config = load_model_config(draft.from);  // its own quantization_config decides its format
+  }
+  if (!ckpt->has("mtp.fc.weight"))
+    fail("{}: no MTP weights (tensor 'mtp.fc.weight' not found), which --speculative-algorithm NEXTN needs; "
+         "msmodelslim drops mtp.* when it quantizes Qwen3-Next: pass the float checkpoint's folder as "
+         "--speculative-draft-model-path",
+         ckpt->dir().string());
+  auto format = detect_format(*ckpt, draft_config);
+  std::unique_ptr<Format> online;
+  if (!quantization.empty()) online = make_online_quant_format(detect_format(*ckpt, draft_config), quantization);
+  const int64_t h = c.hidden_size;
+  head->norm_embedding = norm_weight(*ckpt, "mtp.pre_fc_norm_embedding.weight", h);
+  head->norm_hidden = norm_weight(*ckpt, "mtp.pre_fc_norm_hidden.weight", h);
+  head->final_norm = norm_weight(*ckpt, "mtp.norm.weight", h);
+  head->fc = build_linear(*ckpt, online ? *online : *format, "mtp.fc", 2 * h, h, false);
+  // One full-attention layer, always MoE (SGLang's is_layer_sparse), with the KV layer after
+  // the main model's attention layers.
+  head->layer = load_layer(*ckpt, online ? *online : *format, *format, "mtp.layers.0.", false,
+                           c.moe.num_experts > 0, c.num_hidden_layers - c.num_linear_attention_layers(), -1);
+  mtp_ = std::move(head);
 }
 
 void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
@@ -157,19 +211,28 @@ std::string DecoderModel::describe() const {
       moe = "; experts: " + L.experts->describe();
       break;
     }
-  return fmt::format("{}: {} layers, hidden {}, heads {}/{} × {}, vocab {}; linear: {}{}", config_.architecture_name,
-                     config_.num_hidden_layers, config_.hidden_size, config_.num_attention_heads,
-                     config_.num_key_value_heads, config_.head_dim, config_.vocab_size,
-                     layers_.empty() ? "-" : layers_[0].q_proj->describe(), moe);
+  std::string linear = "-", hybrid;
+  for (const auto& L : layers_)
+    if (L.o_proj) {
+      linear = L.o_proj->describe();
+      break;
+    }
+  if (const int64_t n = config_.num_linear_attention_layers())
+    hybrid = fmt::format("; {} Gated DeltaNet layers", n);
+  return fmt::format("{}: {} layers{}, hidden {}, heads {}/{} × {}, vocab {}; linear: {}{}", config_.architecture_name,
+                     config_.num_hidden_layers, hybrid, config_.hidden_size, config_.num_attention_heads,
+                     config_.num_key_value_heads, config_.head_dim, config_.vocab_size, linear, moe);
 }
 
 size_t DecoderModel::weight_bytes() const {
   size_t total = embed_tokens_.nbytes();
   for (const auto& L : layers_) {
-    for (const auto* m :
-         {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj, &L.router})
+    for (const auto* m : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj,
+                          &L.router, &L.shared_gate_proj, &L.shared_up_proj, &L.shared_down_proj,
+                          &L.shared_expert_gate})
       if (*m) total += (*m)->weight_bytes();
     if (L.experts) total += L.experts->weight_bytes();
+    if (L.linear_attn) total += L.linear_attn->weight_bytes();
   }
   // A tied head reading the embedding in place adds nothing; a quantized head is its own copy.
   if (!config_.tie_word_embeddings || !lm_head_->reads_checkpoint_in_place()) total += lm_head_->weight_bytes();
@@ -181,10 +244,19 @@ void DecoderModel::for_each_linear(
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Layer& L = layers_[i];
-    fn(p + "self_attn.q_proj", L.q_proj);
-    fn(p + "self_attn.k_proj", L.k_proj);
-    fn(p + "self_attn.v_proj", L.v_proj);
-    fn(p + "self_attn.o_proj", L.o_proj);
+    if (L.linear_attn) {
+      L.linear_attn->for_each_linear(p + "linear_attn.", fn);
+    } else {
+      fn(p + "self_attn.q_proj", L.q_proj);
+      fn(p + "self_attn.k_proj", L.k_proj);
+      fn(p + "self_attn.v_proj", L.v_proj);
+      fn(p + "self_attn.o_proj", L.o_proj);
+    }
+    if (L.shared_gate_proj) {
+      fn(p + "mlp.shared_expert.gate_proj", L.shared_gate_proj);
+      fn(p + "mlp.shared_expert.up_proj", L.shared_up_proj);
+      fn(p + "mlp.shared_expert.down_proj", L.shared_down_proj);
+    }
     // MoE layers: the router and the experts are not plain linear layers of the model (the
     // experts live inside their MoeMethod), so only dense MLPs are listed.
     if (!L.gate_proj) continue;
@@ -215,175 +287,23 @@ DType kv_cache_dtype(DType checkpoint_float) {
 }
 }  // namespace
 
-KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity) const {
+KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity, int64_t recurrent_slots) const {
   if (capacity > config_.max_position_embeddings)
     fail("context of {} tokens exceeds the model's max_position_embeddings ({})", capacity,
          config_.max_position_embeddings);
-  return KvCache(config_.num_hidden_layers, config_.num_key_value_heads, config_.head_dim, num_slots, capacity,
-                 kv_cache_dtype(embed_tokens_.dtype));
-}
-
-void DecoderModel::attention(const Layer& L, int64_t li, std::span<const SequenceChunk> batch, KvCache& cache,
-                             ThreadPool& pool) {
-  const auto& c = config_;
-  Workspace& w = *ws_;
-  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim;
-  const int64_t q_dim = nh * hd, kv_dim = nkv * hd;
-  const float eps = float(c.rms_norm_eps);
-
-  // 1. One pass over each token's q, k, v rows: per head q/k RMSNorm (Qwen3) and RoPE in place
-  //    (the head row stays in L1 between the two), then k and v encoded straight into the
-  //    cache in its dtype. Same fp32 operations, in the same order, as transformers.
-  pool.parallel_for(w.tokens, 1, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const KvSeq seq = batch[size_t(w.chunk_of[size_t(t)])].kv();
-      const int64_t pos = w.pos_of[size_t(t)];
-      float* q = w.q.data() + t * q_dim;
-      float* k = w.k.data() + t * kv_dim;
-      const float* v = w.v.data() + t * kv_dim;
-      for (int64_t h = 0; h < nh; ++h) {
-        if (traits_.qk_norm) rms_norm(q + h * hd, L.q_norm.data(), eps, q + h * hd, hd);
-        rope_.apply(q + h * hd, pos);
-      }
-      for (int64_t h = 0; h < nkv; ++h) {
-        if (traits_.qk_norm) rms_norm(k + h * hd, L.k_norm.data(), eps, k + h * hd, hd);
-        rope_.apply(k + h * hd, pos);
-        cache.store(li, seq, 0, pos, h, k + h * hd);
-        cache.store(li, seq, 1, pos, h, v + h * hd);
-      }
-    }
-  });
-
-  // 2. Causal GQA attention of every chunk over its slot's cache (kernels/attention.h: flash
-  //    tiles for prefill, GQA-group decode tiles with split-K for long contexts).
-  w.attn_seqs.clear();
-  int64_t t0 = 0;
-  for (const SequenceChunk& ch : batch) {
-    const int64_t n = int64_t(ch.tokens.size());
-    w.attn_seqs.push_back({cache.view(li, ch.kv()), ch.start_pos, n, w.q.data() + t0 * q_dim, w.attn.data() + t0 * q_dim});
-    t0 += n;
+  const int64_t recurrent_layers = config_.num_linear_attention_layers();
+  // Only attention layers keep KV, plus the MTP layer's when loaded (a model of linear-attention
+  // layers alone still gets one layer, never read, so the pool's page accounting stays uniform).
+  const int64_t kv_layers = config_.num_hidden_layers - recurrent_layers + (mtp_ ? 1 : 0);
+  KvCache cache(std::max<int64_t>(1, kv_layers), config_.num_key_value_heads, config_.head_dim, num_slots, capacity,
+                kv_cache_dtype(embed_tokens_.dtype));
+  if (recurrent_layers > 0) {
+    const LinearAttentionConfig& la = config_.linear_attention;
+    const GdnShape shape{la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim, la.conv_kernel};
+    cache.set_recurrent(RecurrentStates(recurrent_layers, recurrent_slots < 0 ? num_slots : recurrent_slots,
+                                        shape.conv_state_floats(), shape.state_floats(), /*snapshots=*/mtp_ != nullptr));
   }
-  AttentionBatch ab;
-  ab.num_heads = nh;
-  ab.num_kv_heads = nkv;
-  ab.head_dim = hd;
-  ab.scale = 1.0f / std::sqrt(float(hd));
-  ab.ldq = ab.ldo = q_dim;
-  ab.seqs = w.attn_seqs;
-  run_attention(attention_kernels(), ab, pool, w.attn_ws);
-}
-
-void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
-                           std::vector<float>& logits) {
-  const auto& c = config_;
-  Workspace& w = *ws_;
-  const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
-                kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
-
-  // Lay the batch out token by token and validate it before touching the cache.
-  int64_t T = 0, rows = 0, max_pos = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const auto& ch = batch[i];
-    if (ch.tokens.empty()) fail("forward: empty chunk for slot {}", ch.slot);
-    const int64_t end = ch.start_pos + int64_t(ch.tokens.size());
-    if (!ch.pages.empty()) {
-      if (!cache.pageable()) fail("forward: a page table needs a paged cache (pages of {} positions)", cache.page_size());
-      if (ch.start_pos < 0 || end > int64_t(ch.pages.size()) * cache.page_size())
-        fail("forward: a sequence would hold {} tokens, its {} pages hold {}", end, ch.pages.size(),
-             int64_t(ch.pages.size()) * cache.page_size());
-      for (int32_t p : ch.pages)
-        if (p < 0 || p >= cache.num_pages()) fail("forward: page {} outside cache of {} pages", p, cache.num_pages());
-    } else {
-      if (ch.slot < 0 || ch.slot >= cache.num_slots())
-        fail("forward: slot {} outside cache of {} slots", ch.slot, cache.num_slots());
-      for (size_t j = 0; j < i; ++j)
-        if (batch[j].pages.empty() && batch[j].slot == ch.slot) fail("forward: slot {} appears twice in one batch", ch.slot);
-      if (ch.start_pos < 0 || end > cache.capacity())
-        fail("forward: slot {} would hold {} tokens, cache capacity is {}", ch.slot, end, cache.capacity());
-    }
-    for (int32_t id : ch.tokens)
-      if (id < 0 || id >= c.vocab_size) fail("forward: token id {} outside vocabulary of {}", id, c.vocab_size);
-    T += int64_t(ch.tokens.size());
-    rows += ch.all_logits ? int64_t(ch.tokens.size()) : 1;
-    max_pos = std::max(max_pos, ch.start_pos + int64_t(ch.tokens.size()));
-  }
-  if (T == 0) return;
-  rope_.ensure(max_pos);
-
-  w.tokens = T;
-  auto grow = [](std::vector<float>& v, int64_t n) {
-    if (int64_t(v.size()) < n) v.resize(size_t(n));
-  };
-  grow(w.x, T * h);
-  grow(w.xn, T * h);
-  grow(w.tmp, T * h);
-  grow(w.q, T * q_dim);
-  grow(w.attn, T * q_dim);
-  grow(w.k, T * kv_dim);
-  grow(w.v, T * kv_dim);
-  grow(w.gate, T * inter);
-  grow(w.up, T * inter);
-  grow(w.router_logits, T * c.moe.num_experts);
-  grow(w.head_rows, rows * h);
-  grow(logits, rows * c.vocab_size);
-  w.chunk_of.resize(size_t(T));
-  w.pos_of.resize(size_t(T));
-
-  int64_t t = 0;
-  for (size_t ci = 0; ci < batch.size(); ++ci) {
-    const auto& ch = batch[ci];
-    for (size_t i = 0; i < ch.tokens.size(); ++i, ++t) {
-      w.chunk_of[size_t(t)] = int64_t(ci);
-      w.pos_of[size_t(t)] = ch.start_pos + int64_t(i);
-      convert_to_f32(embed_tokens_.dtype,
-                     static_cast<const uint8_t*>(embed_tokens_.data) + size_t(ch.tokens[i]) * h * dtype_size(embed_tokens_.dtype),
-                     w.x.data() + t * h, size_t(h));
-    }
-  }
-
-  const float eps = float(c.rms_norm_eps);
-  auto norm_rows = [&](const std::vector<float>& weight) {
-    pool.parallel_for(T, 1, [&](int64_t a, int64_t b, int) {
-      for (int64_t i = a; i < b; ++i) rms_norm(w.x.data() + i * h, weight.data(), eps, w.xn.data() + i * h, h);
-    });
-  };
-  for (size_t li = 0; li < layers_.size(); ++li) {
-    const Layer& L = layers_[li];
-    norm_rows(L.input_norm);
-    L.q_proj->apply(w.xn.data(), h, T, w.q.data(), q_dim, pool);
-    L.k_proj->apply(w.xn.data(), h, T, w.k.data(), kv_dim, pool);
-    L.v_proj->apply(w.xn.data(), h, T, w.v.data(), kv_dim, pool);
-    attention(L, int64_t(li), batch, cache, pool);
-    L.o_proj->apply(w.attn.data(), q_dim, T, w.tmp.data(), h, pool);
-    add_inplace(w.x.data(), w.tmp.data(), T * h);
-
-    norm_rows(L.post_attention_norm);
-    if (L.experts) {
-      const int64_t E = c.moe.num_experts;
-      L.router->apply(w.xn.data(), h, T, w.router_logits.data(), E, pool);
-      L.experts->apply(w.xn.data(), h, T, w.router_logits.data(), E, w.tmp.data(), h, pool);
-      add_inplace(w.x.data(), w.tmp.data(), T * h);
-      continue;
-    }
-    L.gate_proj->apply(w.xn.data(), h, T, w.gate.data(), inter, pool);
-    L.up_proj->apply(w.xn.data(), h, T, w.up.data(), inter, pool);
-    pool.parallel_for(T, 1, [&](int64_t a, int64_t b, int) {
-      for (int64_t i = a; i < b; ++i) silu_mul(w.gate.data() + i * inter, w.up.data() + i * inter, inter);
-    });
-    L.down_proj->apply(w.gate.data(), inter, T, w.tmp.data(), h, pool);
-    add_inplace(w.x.data(), w.tmp.data(), T * h);
-  }
-
-  // Final norm only on the rows whose logits are wanted, then the head.
-  int64_t r = 0;
-  t = 0;
-  for (const auto& ch : batch) {
-    const int64_t n = int64_t(ch.tokens.size());
-    for (int64_t i = ch.all_logits ? 0 : n - 1; i < n; ++i, ++r)
-      rms_norm(w.x.data() + (t + i) * h, final_norm_.data(), eps, w.head_rows.data() + r * h, h);
-    t += n;
-  }
-  lm_head_->apply(w.head_rows.data(), h, rows, logits.data(), c.vocab_size, pool);
+  return cache;
 }
 
 }  // namespace lowbit

@@ -1,6 +1,8 @@
-// The pre-norm decoder shared by Llama, Qwen3 and Qwen3-MoE: embeddings, N × (RMSNorm → GQA
-// attention with RoPE → residual → RMSNorm → SwiGLU MLP → residual), final norm, lm_head.
-// Qwen3-MoE replaces the MLP of its sparse layers by a router and a MoeMethod (routed experts).
+// The pre-norm decoder shared by Llama, Qwen3, Qwen3-MoE and Qwen3-Next: embeddings, N ×
+// (RMSNorm → token mixer → residual → RMSNorm → SwiGLU MLP → residual), final norm, lm_head.
+// The mixer is GQA attention with RoPE, or in Qwen3-Next's linear-attention layers a Gated
+// DeltaNet (models/gated_delta_net) with per-sequence recurrent state. Qwen3-MoE and
+// Qwen3-Next replace the MLP of sparse layers by a router and a MoeMethod (routed experts).
 // Architecture differences come from ArchTraits; every linear layer is a LinearMethod built
 // by the checkpoint's Format, so this file knows nothing of dtypes or quantization.
 //
@@ -37,12 +39,30 @@ struct SequenceChunk {
   // Paged caches: the sequence's page table, covering at least start_pos + tokens.size()
   // positions. Pages written by this chunk must belong to this sequence alone.
   std::span<const int32_t> pages;
+  // Paged caches of models with recurrent layers (Qwen3-Next): the sequence's slot of
+  // KvCache::recurrent(). Slot caches use `slot` for both.
+  int64_t recurrent_slot = -1;
+  // A draft to verify (speculative decoding): two tokens computed exactly as two consecutive
+  // decode steps would be (attention decode tiles, the delta rule token by token, the same
+  // per-row GEMMs), so greedy output with speculation equals greedy output without it; the
+  // recurrent layers also keep their state after the first token (RecurrentStates::rollback
+  // undoes a rejected second token). Needs all_logits and a cache made with snapshots.
+  bool verify = false;
 
   KvSeq kv() const { return {slot, pages}; }
+  int64_t state_slot() const { return pages.empty() ? slot : recurrent_slot; }
 };
 
 // Called once per loaded layer: (layers done, total layers).
 using LoadProgress = std::function<void(int64_t, int64_t)>;
+
+// Qwen3-Next's MTP head for NEXTN speculative decoding: loaded only when asked for (it is
+// ~1/48 of the model). `from` names a folder whose checkpoint holds the `mtp.*` tensors (SGLang's
+// --speculative-draft-model-path: msmodelslim drops them when it quantizes); empty = the model's.
+struct DraftHeadOptions {
+  bool load = false;
+  std::filesystem::path from;
+};
 
 class DecoderModel {
  public:
@@ -50,7 +70,7 @@ class DecoderModel {
   // A non-empty `quantization` (e.g. "w8a8_int8", see online_quantization_methods()) quantizes
   // a float checkpoint's linear layers at load.
   static std::unique_ptr<DecoderModel> load(const std::filesystem::path& dir, LoadProgress progress = {},
-                                            std::string_view quantization = {});
+                                            std::string_view quantization = {}, const DraftHeadOptions& draft = {});
   ~DecoderModel();
 
   const ModelConfig& config() const { return config_; }
@@ -58,12 +78,27 @@ class DecoderModel {
   std::string describe() const;
   size_t weight_bytes() const;
 
-  KvCache make_cache(int64_t num_slots, int64_t capacity) const;
+  // A cache of num_slots pages of `capacity` positions (attention layers only), plus, for
+  // models with recurrent layers, recurrent_slots state slots (default: num_slots, one per
+  // slot-addressed sequence; the serving engine passes its running-request limit).
+  // With the MTP head loaded the cache also holds its KV layer and the recurrent states keep
+  // rollback snapshots (SequenceChunk::verify).
+  KvCache make_cache(int64_t num_slots, int64_t capacity, int64_t recurrent_slots = -1) const;
+  bool has_recurrent_state() const { return config_.num_linear_attention_layers() > 0; }
+  bool has_mtp() const { return mtp_ != nullptr; }
 
   // Appends each chunk's tokens to its slot of `cache` and writes logits: for each chunk in
   // order, one row per token if all_logits, else one row (its last token); rows are
   // vocab_size floats. `logits` is resized (grown only) by the call.
-  void forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits);
+  // With `hidden`, also every token's final-normed row (the vector the head reads), T × hidden
+  // in batch order: the MTP head's input.
+  void forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool, std::vector<float>& logits,
+               std::vector<float>* hidden = nullptr);
+  // The MTP head over a batch whose token at position p is t_{p+1} (ids shifted left, positions
+  // not), with hidden = the main model's final-normed h_p, one row per token in batch order.
+  // Logits as forward(): they predict t_{p+2}. Writes the MTP layer's KV at those positions.
+  void forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
+                   ThreadPool& pool, std::vector<float>& logits);
 
   // Every linear layer with its checkpoint prefix ("model.layers.0.self_attn.q_proj", ...,
   // "lm_head"), replaceable in place: lets a tool wrap a layer, e.g. the quantizer's
@@ -77,14 +112,28 @@ class DecoderModel {
  private:
   struct Layer;
   struct Workspace;
+  struct MtpHead;
   DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint);
   // `router_format` builds MoE routers: the checkpoint's own format, also under online
   // quantization (which `format` then applies to every other linear layer).
   void load_layers(const Format& format, const Format& router_format, LoadProgress& progress);
+  // One decoder layer from `ckpt` at `prefix` ("model.layers.{i}." or "mtp.layers.0.").
+  Layer load_layer(const Checkpoint& ckpt, const Format& format, const Format& router_format, const std::string& prefix,
+                   bool linear_attention, bool moe, int64_t kv_layer, int64_t recurrent_layer);
+  void load_mtp(const DraftHeadOptions& draft, std::string_view quantization);
   void load_lm_head(const CpuFeatures& cpu);
-  std::vector<float> norm_weight(const std::string& name, int64_t size) const;
-  void attention(const Layer& layer, int64_t layer_index, std::span<const SequenceChunk> batch, KvCache& cache,
-                 ThreadPool& pool);
+  std::vector<float> norm_weight(const Checkpoint& ckpt, const std::string& name, int64_t size) const;
+  // The forward's pieces (decoder_forward.cc): lays out, checks and embeds a batch (returns
+  // its tokens), one layer over the workspace's rows, and the final norm + head.
+  int64_t begin_batch(std::span<const SequenceChunk> batch, const KvCache& cache);
+  void run_layer(const Layer& layer, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool);
+  void head(std::span<const SequenceChunk> batch, const std::vector<float>& norm, ThreadPool& pool,
+            std::vector<float>& logits, std::vector<float>* hidden);
+  void attention(const Layer& layer, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool);
+  void moe(const Layer& layer, ThreadPool& pool);
+  // Checks each chunk against its recurrent slot (fresh at position 0, else continuing where
+  // the slot stands) and resets the slots of fresh sequences.
+  void prepare_recurrent(std::span<const SequenceChunk> batch, KvCache& cache);
 
   ModelConfig config_;
   const ArchTraits& traits_;
@@ -94,6 +143,7 @@ class DecoderModel {
   std::vector<float> final_norm_;
   std::unique_ptr<LinearMethod> lm_head_;
   RopeTable rope_;
+  std::unique_ptr<MtpHead> mtp_;
   std::unique_ptr<Workspace> ws_;
 };
 

@@ -1,4 +1,4 @@
-// Per-sequence attention state: keys and values of every past position, per layer, in F32,
+// Per-sequence model state. Mostly the attention state: keys and values of every past position, per layer, in F32,
 // BF16 or FP8 E4M3 (chosen at load, runtime_options().kv_cache_dtype), in a pool of fixed-size
 // pages allocated once (an anonymous mapping: memory is committed only as pages are written).
 //
@@ -12,6 +12,9 @@
 // Layout per (layer, page, k|v): [kv_head][position in page][head_dim], so the positions of one
 // KV head within a page are one contiguous stream: a decode tile reads memory sequentially and
 // the hardware prefetchers stay on it. Kernels see the cache only through KvView.
+//
+// Models with recurrent layers (Qwen3-Next) also keep fixed-size states here, in slots of
+// their own (recurrent()): KV pages hold the attention layers only.
 //
 // FP8 E4M3 keeps one fp32 scale per (position, KV head) row, amax/448. SGLang's default is a
 // single per-tensor scale of 1.0, which assumes activations already sit in e4m3's range; per
@@ -30,6 +33,7 @@
 
 #include "core/dtype.h"
 #include "kernels/attention.h"
+#include "models/recurrent_state.h"
 
 namespace lowbit {
 
@@ -58,7 +62,11 @@ class KvCache {
   bool pageable() const { return page_shift_ >= 0; }
   int64_t num_slots() const { return num_pages_; }  // slot use: one page per sequence
   int64_t capacity() const { return page_size_; }   // slot use: positions per sequence
+  // KV bytes only (recurrent().bytes() is the rest).
   size_t bytes() const { return data_bytes_ + scales_.size() * sizeof(float); }
+  RecurrentStates& recurrent() { return recurrent_; }
+  const RecurrentStates& recurrent() const { return recurrent_; }
+  void set_recurrent(RecurrentStates states) { recurrent_ = std::move(states); }
   size_t bytes_per_page() const { return bytes() / size_t(num_pages_); }
 
  private:
@@ -78,6 +86,7 @@ class KvCache {
   size_t elem_size_, data_bytes_;
   std::unique_ptr<uint8_t, Unmap> data_;  // anonymous mapping: page-aligned, zero pages until written
   std::vector<float> scales_;             // FP8 only
+  RecurrentStates recurrent_;
 };
 
 }  // namespace lowbit

@@ -13,6 +13,7 @@ const ArchTraits& arch_traits(Architecture arch) {
     case Architecture::Qwen3: return qwen3_traits();
     case Architecture::Llama: return llama_traits();
     case Architecture::Qwen3Moe: return qwen3_moe_traits();
+    case Architecture::Qwen3Next: return qwen3_next_traits();
   }
   return llama_traits();
 }

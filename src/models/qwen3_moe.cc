@@ -134,6 +134,9 @@ std::vector<ExpertLinears> load_per_expert_layout(const Checkpoint& ckpt, const 
   return experts;
 }
 
+}  // namespace
+
+// Shared with Qwen3-Next, whose routed experts have the same names and layouts.
 std::unique_ptr<MoeMethod> load_qwen3_moe_experts(const Checkpoint& ckpt, const Format& format,
                                                   const std::string& mlp_prefix, const ModelConfig& config,
                                                   const CpuFeatures& cpu) {
@@ -149,8 +152,6 @@ std::unique_ptr<MoeMethod> load_qwen3_moe_experts(const Checkpoint& ckpt, const 
   MoeRouting routing{E, m.num_experts_per_tok, m.norm_topk_prob};
   return make_routed_experts(mlp_prefix + "experts", routing, std::move(experts), std::move(storage));
 }
-
-}  // namespace
 
 const ArchTraits& qwen3_moe_traits() {
   static const ArchTraits traits{

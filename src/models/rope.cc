@@ -70,7 +70,7 @@ float apply_yarn(const RopeScaling& s, double base, int64_t dim, std::vector<flo
 
 RopeFrequencies rope_frequencies(const ModelConfig& c) {
   RopeFrequencies r;
-  const int64_t dim = c.head_dim;
+  const int64_t dim = c.rotary_channels();
   const auto pf = pos_freqs(c.rope_theta, dim);
   r.inv_freq.resize(pf.size());
   for (size_t i = 0; i < pf.size(); ++i) r.inv_freq[i] = 1.0f / pf[i];
@@ -89,7 +89,7 @@ RopeFrequencies rope_frequencies(const ModelConfig& c) {
 }
 
 RopeTable::RopeTable(const ModelConfig& config, int64_t max_positions)
-    : freq_(rope_frequencies(config)), half_(config.head_dim / 2) {
+    : freq_(rope_frequencies(config)), half_(config.rotary_channels() / 2) {
   ensure(max_positions);
 }
 

@@ -10,7 +10,7 @@
 
 namespace lowbit {
 
-// head_dim/2 inverse frequencies and the cos/sin scale (1 except for yarn).
+// rotary_channels/2 inverse frequencies and the cos/sin scale (1 except for yarn).
 struct RopeFrequencies {
   std::vector<float> inv_freq;
   float attention_factor = 1.0f;
@@ -20,8 +20,9 @@ RopeFrequencies rope_frequencies(const ModelConfig& config);
 class RopeTable {
  public:
   RopeTable(const ModelConfig& config, int64_t max_positions);
-  // Rotates one head vector (head_dim floats) in place for position pos:
-  // x[i] ← x[i]·cos − x[i+h]·sin, x[i+h] ← x[i+h]·cos + x[i]·sin, h = head_dim/2.
+  // Rotates one head vector in place for position pos:
+  // x[i] ← x[i]·cos − x[i+h]·sin, x[i+h] ← x[i+h]·cos + x[i]·sin, h = rotary_channels/2;
+  // channels from rotary_channels on pass through (partial RoPE, Qwen3-Next).
   void apply(float* x, int64_t pos) const;
   int64_t max_positions() const { return max_positions_; }
   // Grows the table (at load or on a longer request; never per token).

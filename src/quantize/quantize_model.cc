@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -18,6 +19,8 @@
 #include "quantize/calibration.h"
 #include "quantize/extra_gemm_ref.h"
 #include "quantize/format_writer.h"
+#include "quantize/gptq_output.h"
+#include "quantize/gptq_sequential.h"
 
 namespace lowbit::quantize {
 
@@ -40,6 +43,34 @@ std::string scheme_list(const QuantPlan& plan) {
   for (const LayerPlan& l : plan.layers)
     if (scheme_needs_calibration(plan.format, l.scheme)) s.insert(l.scheme);
   return fmt::format("{}", fmt::join(s, ", "));
+}
+
+// The integer grid of every layer GPTQ quantizes; Errors, before any work, for a layer whose
+// scheme GPTQ cannot drive or whose act-order the format cannot store.
+std::map<std::string, IntGrid> gptq_grids(const QuantPlan& plan, const Checkpoint& ckpt, const GptqOptions& g) {
+  std::map<std::string, IntGrid> grids;
+  for (const LayerPlan& l : plan.layers) {
+    if (l.scheme == "FLOAT") continue;
+    std::string why;
+    const DType dt = ckpt.get(l.layer.prefix + ".weight").dtype;
+    auto grid = int_grid_for(plan.format, l, dt, &why);
+    if (!grid) fail("--algorithm gptq: layer '{}' ({}, {}): {}", l.layer.prefix, l.scheme, l.why, why);
+    const bool grouped = grid->group_size > 0 && grid->group_size < l.layer.in_features;
+    const bool ct_packed = plan.format == OutFormat::CompressedTensors && l.scheme.starts_with("W4A16");
+    if (g.act_order == ActOrder::Group && grouped && !ct_packed)
+      fail("--act-order: layer '{}' is {} with groups of {} in --format {}, which cannot store the column "
+           "permutation (g_idx; only compressed-tensors W4A16 can). Add --gptq-static-groups (act-order with the "
+           "checkpoint's own groups, no g_idx) or use --group-size 0",
+           l.layer.prefix, l.scheme, grid->group_size, format_name(plan.format));
+    grids[l.layer.prefix] = *grid;
+  }
+  return grids;
+}
+
+bool uses_g_idx(const QuantizeOptions& o, const QuantPlan& plan, const LayerPlan& l) {
+  return o.algorithm == Algorithm::Gptq && o.gptq.act_order == ActOrder::Group && !o.gptq.static_groups &&
+         plan.format == OutFormat::CompressedTensors && l.scheme.starts_with("W4A16") && l.group_size > 0 &&
+         l.group_size < l.layer.in_features;
 }
 
 }  // namespace
@@ -69,15 +100,40 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   report.input = o.input.string();
   report.output = o.output.string();
 
+  const bool gptq = o.algorithm == Algorithm::Gptq;
+  if (gptq && !have_calib)
+    fail("--algorithm gptq needs calibration data (its Hessians come from each layer's inputs): pass --calib FILE "
+         "(text) or --calib-ids FILE (JSON token ids)");
+  GptqOptions gopt = o.gptq;
+  if (gptq && (!(gopt.damp >= 0) || !std::isfinite(gopt.damp)))
+    fail("--gptq-damp {} must be a finite number >= 0", gopt.damp);
+  if (gptq && gopt.block <= 0) fail("--gptq-block {} must be positive", gopt.block);
+  if (gopt.act_order == ActOrder::Group && gopt.static_groups) gopt.act_order = ActOrder::Static;
+  std::map<std::string, IntGrid> grids;
+  if (gptq) grids = gptq_grids(plan, ckpt, gopt);
+
+  std::vector<int32_t> calib_tokens;
   std::map<std::string, LayerCalib> calib;
   if (have_calib) {
+    calib_tokens = load_calibration_tokens(o.input, o.calib_text, o.calib_ids, o.calib_tokens);
+    report.calibration_tokens = int64_t(calib_tokens.size());
+    if (int64_t(calib_tokens.size()) < o.calib_tokens) {
+      const std::string src = (o.calib_text.empty() ? o.calib_ids : o.calib_text).string();
+      if (gptq)
+        fail("--calib-tokens {}: {} has only {} tokens; GPTQ's Hessians would silently rest on less data than asked "
+             "for: pass a longer file or --calib-tokens {}",
+             o.calib_tokens, src, calib_tokens.size(), calib_tokens.size());
+      report.notes.push_back(fmt::format("calibration: {} has only {} of the {} tokens asked for (--calib-tokens)", src,
+                                         calib_tokens.size(), o.calib_tokens));
+    }
+  }
+  if (have_calib && !gptq) {
     CalibOptions co;
-    co.tokens = load_calibration_tokens(o.input, o.calib_text, o.calib_ids, o.calib_tokens);
+    co.tokens = calib_tokens;
     co.seq_len = o.calib_seq_len;
     co.max_rows = o.calib_rows;
     co.threads = o.threads;
     if (o.progress) co.progress = [&](int64_t d, int64_t t) { o.progress("calibrating", d, t); };
-    report.calibration_tokens = int64_t(co.tokens.size());
     calib = run_calibration(o.input, co);
   }
 
@@ -93,7 +149,9 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     const bool has_bias = ckpt.has(l.layer.prefix + ".bias");
     replaced.insert(w);
     if (has_bias) replaced.insert(l.layer.prefix + ".bias");
-    for (TensorDecl& d : writer->declare(l, v.dtype, has_bias)) {
+    std::vector<TensorDecl> layer_decls = writer->declare(l, v.dtype, has_bias);
+    if (uses_g_idx(o, plan, l)) layer_decls.push_back(g_idx_decl(l));
+    for (TensorDecl& d : layer_decls) {
       scheme_of[d.name] = l.scheme;
       decls.push_back(std::move(d));
     }
@@ -114,10 +172,66 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     out.write(name, v.data, v.nbytes());
   }
 
+  std::vector<LayerReport> layer_reports(plan.layers.size());
+  std::set<std::string> gptq_done;
+  if (gptq) {
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < plan.layers.size(); ++i) index[plan.layers[i].layer.prefix] = i;
+    GptqSequentialOptions so;
+    so.tokens = calib_tokens;
+    so.seq_len = o.calib_seq_len;
+    so.max_rows = o.calib_rows;
+    so.threads = o.threads;
+    so.gptq = gopt;
+    so.grids = grids;
+    if (o.progress) so.progress = [&](int64_t d, int64_t t) { o.progress("gptq", d, t); };
+    int64_t forced = 0, mismatched = 0, dead = 0;
+    nlohmann::ordered_json dump = nlohmann::ordered_json::array();
+    auto emit = [&](const LayerPlan& l, GptqResult&& r, const LayerCalib& seen, const std::vector<double>& h) {
+      const TensorView v = ckpt.get(l.layer.prefix + ".weight");
+      LinearInput in;
+      in.plan = &l;
+      in.dtype = v.dtype;
+      in.w = r.writer_w;
+      if (ckpt.has(l.layer.prefix + ".bias")) in.bias = ckpt.get(l.layer.prefix + ".bias");
+      if (seen.rows_seen > 0) {
+        in.input_range = std::make_pair(seen.min, seen.max);
+        in.input_range_mean = std::make_pair(seen.mean_min, seen.mean_max);
+      }
+      GptqLayerStats st{l.layer.prefix, r.loss, r.forced, r.dead_columns, 0};
+      const QuantizedLinear q = write_gptq_layer(*writer, in, r, st.writer_mismatches);
+      for (const OutTensor& t : q.tensors) out.write(t.decl.name, t.bytes.data(), t.bytes.size());
+      std::vector<float> w(size_t(l.layer.out_features * l.layer.in_features));
+      convert_to_f32(v.dtype, v.data, w.data(), w.size());
+      layer_reports[index.at(l.layer.prefix)] =
+          measure_layer(l, w, q, seen.sample_rows() ? seen.sample.data() : nullptr, seen.sample_rows());
+      if (!o.gptq_dump.empty()) dump.push_back(dump_gptq_layer(o.gptq_dump, l, grids.at(l.layer.prefix), gopt, w, h, r));
+      forced += r.forced;
+      mismatched += st.writer_mismatches;
+      dead += r.dead_columns;
+      gptq_done.insert(l.layer.prefix);
+      if (o.on_gptq_layer) o.on_gptq_layer(st);
+    };
+    calib = run_gptq_sequential(o.input, ckpt, plan, so, emit);
+    if (!o.gptq_dump.empty()) write_gptq_dump_index(o.gptq_dump, dump);
+    report.notes.push_back(fmt::format(
+        "GPTQ on {} layers (damp {}, block {}, act-order {}, {} group scales{}), sequential: each layer's Hessian "
+        "from {} calibration tokens through the already-quantized layers before it; {} codes forced to a group "
+        "extreme, {} dead input columns",
+        gptq_done.size(), gopt.damp, gopt.block,
+        gopt.act_order == ActOrder::None ? "off" : gopt.act_order == ActOrder::Group ? "with g_idx" : "static",
+        gopt.static_groups || gopt.act_order == ActOrder::Static ? "static" : "group-start",
+        gopt.scale_search ? ", range search" : "", calib_tokens.size(),
+        forced, dead));
+    if (mismatched > 0)
+      report.notes.push_back(fmt::format("GPTQ: the writer re-derived {} codes differently from GPTQ's (a bug; the "
+                                         "written codes are the writer's)",
+                                         mismatched));
+  }
+
   // Layers in parallel: each worker takes the next layer, quantizes it, writes its tensors at
   // their offsets and measures it; only `threads` layers are in memory at once.
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<LayerReport> layer_reports(plan.layers.size());
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};
   std::mutex mu;
@@ -126,6 +240,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     for (size_t i = next++; i < plan.layers.size(); i = next++) {
       try {
         const LayerPlan& l = plan.layers[i];
+        if (gptq_done.count(l.layer.prefix)) continue;
         const int64_t n = l.layer.out_features, k = l.layer.in_features;
         const TensorView v = ckpt.get(l.layer.prefix + ".weight");
         LinearInput in;
@@ -154,7 +269,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
         layer_reports[i] = measure_layer(l, in.w, q, c ? c->sample.data() : nullptr, c ? c->sample_rows() : 0);
         const int64_t d = ++done;
         std::lock_guard<std::mutex> g(mu);
-        if (o.progress) o.progress("quantizing", d, int64_t(plan.layers.size()));
+        if (o.progress) o.progress("quantizing", d, int64_t(plan.layers.size() - gptq_done.size()));
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> g(mu);
         if (first_error.empty()) first_error = e.what();
@@ -171,14 +286,17 @@ QuantReport quantize_model(const QuantizeOptions& o) {
 
   nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(read_text_file(o.input / "config.json"));
   writer->finish(o.output, cfg, decls, [&](const std::string& name) { return scheme_of.at(name); });
+  if (std::any_of(plan.layers.begin(), plan.layers.end(), [&](const LayerPlan& l) { return uses_g_idx(o, plan, l); }))
+    mark_actorder_group(o.output / "config.json");
   for (const auto& entry : fs::directory_iterator(o.input))
     if (entry.is_regular_file() && copy_through(entry.path()))
       fs::copy_file(entry.path(), o.output / entry.path().filename(), fs::copy_options::overwrite_existing);
 
   report.layers = std::move(layer_reports);
   if (plan.format == OutFormat::Awq)
-    report.notes.push_back("AWQ weights are plain round-to-nearest (quantize_weight_awq): no activation-aware scale "
-                           "search or clipping is done, only AWQ's storage format");
+    report.notes.push_back(gptq ? "AWQ format with GPTQ-chosen codes: no activation-aware scale search is done"
+                                : "AWQ weights are plain round-to-nearest (quantize_weight_awq): no activation-aware "
+                                  "scale search or clipping is done, only AWQ's storage format");
   for (const LayerPlan& l : plan.layers)
     if (l.layer.prefix == "lm_head" && l.scheme != "FLOAT")
       report.notes.push_back("lm_head is quantized: lowbit's own loader reads lm_head as a float weight only");

@@ -11,9 +11,21 @@
 #include <string>
 
 #include "quantize/error_report.h"
+#include "quantize/gptq.h"
 #include "quantize/quant_plan.h"
 
 namespace lowbit::quantize {
+
+enum class Algorithm { Rtn, Gptq };
+
+// What GPTQ did to one layer (cmd_quantize prints these beside the error report).
+struct GptqLayerStats {
+  std::string name;
+  double loss = 0;             // GPTQ's Σ err² / 2 (gptq.h)
+  int64_t forced = 0;          // codes forced to a group extreme so the writer keeps the scale
+  int64_t dead_columns = 0;    // inputs that were always 0 in calibration
+  int64_t writer_mismatches = 0;  // codes the writer chose differently (should be 0)
+};
 
 struct QuantizeOptions {
   std::filesystem::path input, output;
@@ -21,6 +33,10 @@ struct QuantizeOptions {
   std::filesystem::path calib_text, calib_ids;  // at most one
   int64_t calib_tokens = 4096, calib_seq_len = 512, calib_rows = 256;
   int threads = 0;  // 0 = all hardware threads
+  Algorithm algorithm = Algorithm::Rtn;
+  GptqOptions gptq;
+  std::filesystem::path gptq_dump;  // hidden --gptq-dump DIR: per-layer W, H and codes for tests
+  std::function<void(const GptqLayerStats&)> on_gptq_layer;
   // (stage, done, total): stage is "calibrating" (tokens) or "quantizing" (layers).
   std::function<void(const char* stage, int64_t done, int64_t total)> progress;
 };

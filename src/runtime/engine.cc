@@ -62,6 +62,10 @@ int64_t size_config(EngineConfig& c, const DecoderModel& model) {
     tokens = int64_t(fraction * double(mem_available()) / double(per_page)) * c.page_size;
     if (c.mem_fraction_static == 0) tokens = std::min(tokens, kDefaultMaxRunning * c.context_length);
   }
+  // A recurrent model's prefix is its state after the prefix, not pages of KV: reusing one
+  // would need the state saved at every page boundary (75 MiB each at Qwen3-Next-80B's size),
+  // so the prefix cache is off for such models and every prompt is computed in full.
+  if (model.has_recurrent_state()) c.enable_prefix_cache = false;
   const int64_t pages = tokens / c.page_size;
   if (pages * c.page_size < c.context_length + c.page_size)
     fail("the KV cache budget of {} tokens cannot hold one request of the context length {}: raise "

@@ -100,6 +100,8 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0, cached_tokens_total = 0, generation_tokens_total = 0;
   int64_t requests_finished_total = 0, requests_aborted_total = 0, preemptions_total = 0;
   int64_t forward_steps_total = 0;
+  // NEXTN speculative decoding: drafts verified and accepted.
+  int64_t spec_draft_tokens_total = 0, spec_accepted_tokens_total = 0;
 };
 
 class Engine {

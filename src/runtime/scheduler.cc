@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "kernels/gdn.h"
 
 namespace lowbit {
 
@@ -15,10 +16,18 @@ int64_t pages_for(int64_t tokens, int64_t page_size) { return (tokens + page_siz
 // more than one token pending never feeds exactly one, nor leaves exactly one behind: then
 // every token's path depends only on the sequence (prompt or output), never on the chunk
 // size, the budget or the prefix cache, and greedy outputs do not depend on batching.
-int64_t plan_chunk(int64_t pending, int64_t limit) {
+//
+// Recurrent models (align > 1) also end every cut chunk on a multiple of `align` positions:
+// the delta rule runs whole aligned blocks in its chunked form and the rest token by token
+// (kernels/gdn.h), so a sequence's blocks are the same however its prompt was cut.
+int64_t plan_chunk(int64_t pending, int64_t limit, int64_t start, int64_t align) {
   if (pending <= 1) return pending;
   int64_t n = std::clamp<int64_t>(limit, 2, pending);
-  if (pending - n == 1) n = n >= 3 ? n - 1 : n + 1;
+  if (align > 1 && n < pending) {
+    const int64_t end = std::max((start + n) / align, start / align + 1) * align;
+    n = std::min(end - start, pending);
+  }
+  if (pending - n == 1) n = align > 1 ? pending : n >= 3 ? n - 1 : n + 1;
   return n;
 }
 }  // namespace
@@ -27,9 +36,13 @@ Scheduler::Scheduler(DecoderModel& model, ThreadPool& pool, const EngineConfig& 
     : model_(model),
       pool_(pool),
       config_(config),
-      cache_(model.make_cache(num_pages, config.page_size)),
+      cache_(model.make_cache(num_pages, config.page_size, config.max_running_requests)),
       pages_(num_pages) {
+  // Engine's size_config turns the prefix cache off for recurrent models (no KV prefix to share).
+  if (model.has_recurrent_state()) config_.enable_prefix_cache = false;
   if (config_.enable_prefix_cache) radix_.emplace(pages_, config_.page_size);
+  if (model.has_recurrent_state()) chunk_align_ = kGdnChunkTokens;
+  for (int32_t s = int32_t(cache_.recurrent().num_slots()); s-- > 0;) free_state_slots_.push_back(s);
 }
 
 Scheduler::~Scheduler() { abort_all("abort"); }
@@ -86,6 +99,9 @@ void Scheduler::release(Sequence& seq) {
   cache_prefix(seq);
   for (int32_t p : seq.state.kv_pages) pages_.unref(p);
   seq.state.kv_pages.clear();
+  if (seq.state.recurrent_slot >= 0) free_state_slots_.push_back(seq.state.recurrent_slot);
+  seq.state.draft = -1;  // a resumed sequence drafts again after its recomputed prompt
+  seq.state.recurrent_slot = -1;  // a resumed sequence restarts at position 0, from a zeroed slot
   seq.computed = 0;
 }
 
@@ -120,6 +136,10 @@ void Scheduler::admit() {
     }
     seq.state.kv_pages = std::move(matched);
     seq.computed = hit;
+    if (!cache_.recurrent().empty()) {  // one slot per running request: never short here
+      seq.state.recurrent_slot = free_state_slots_.back();
+      free_state_slots_.pop_back();
+    }
     if (seq.output_len() == 0) {
       seq.cached_tokens = hit;
       counters_.prompt_tokens_total += n;
@@ -170,7 +190,11 @@ void Scheduler::step() {
       ++i;
       continue;  // this step's prefill budget is spent
     }
-    const int64_t n = plan_chunk(pending, std::min(config_.chunked_prefill_size, prefill_budget));
+    // NEXTN: a decoding request verifies [pending token, draft] (SequenceChunk::verify).
+    const bool verify = model_.has_mtp() && pending == 1 && seq.state.draft >= 0;
+    const int64_t n = verify ? 2
+                             : plan_chunk(pending, std::min(config_.chunked_prefill_size, prefill_budget),
+                                          seq.computed, chunk_align_);
     if (!reserve(seq, seq.computed + n)) {
       if (running_.size() == 1) {  // alone and still no room: the budget cannot hold it
         seq.finish_early("error", "the KV cache cannot hold this request");
@@ -192,34 +216,87 @@ void Scheduler::step() {
       decode_tokens += n;
     }
     const std::span<const int32_t> toks(seq.tokens());
+    if (verify) seq.state.verify_ids = {seq.tokens().back(), seq.state.draft};
     batch_.push_back({.slot = 0,
                       .start_pos = seq.computed,
-                      .tokens = toks.subspan(size_t(seq.computed), size_t(n)),
-                      .all_logits = false,
-                      .pages = seq.state.kv_pages});
+                      .tokens = verify ? std::span<const int32_t>(seq.state.verify_ids)
+                                       : toks.subspan(size_t(seq.computed), size_t(n)),
+                      .all_logits = verify,
+                      .pages = seq.state.kv_pages,
+                      .recurrent_slot = seq.state.recurrent_slot,
+                      .verify = verify});
     batch_seqs_.push_back(&seq);
     ++i;
   }
   if (batch_.empty()) return;
 
   const auto t0 = std::chrono::steady_clock::now();
-  model_.forward(batch_, cache_, pool_, logits_);
+  const bool speculative = model_.has_mtp();
+  model_.forward(batch_, cache_, pool_, logits_, speculative ? &hidden_ : nullptr);
   counters_.forward_steps_total++;
 
   const int64_t vocab = model_.config().vocab_size;
+  draft_rows_.clear();
+  int64_t row = 0, first_hidden = 0;  // this chunk's first logits row and first token
   for (size_t r = 0; r < batch_.size(); ++r) {
     Sequence& seq = *batch_seqs_[r];
+    const SequenceChunk& ch = batch_[r];
+    const int64_t n = int64_t(ch.tokens.size()), start = seq.computed;
+    float* logits = logits_.data() + row * vocab;
+    row += ch.all_logits ? n : 1;
+    first_hidden += n;
+    if (ch.verify) {
+      verified(seq, logits, first_hidden - n);
+      continue;
+    }
     const bool prompt_done_before = seq.computed >= seq.prompt_len();
-    seq.computed += int64_t(batch_[r].tokens.size());
-    if (seq.computed < int64_t(seq.tokens().size())) continue;  // more prompt to prefill
-    if (!prompt_done_before) cache_prefix(seq);  // share the prompt with requests that follow
-    if (seq.on_logits(logits_.data() + int64_t(r) * vocab)) counters_.requests_finished_total++;
-    counters_.generation_tokens_total++;
+    seq.computed += n;
+    bool finished = false;
+    if (seq.computed == int64_t(seq.tokens().size())) {
+      if (!prompt_done_before) cache_prefix(seq);  // share the prompt with requests that follow
+      finished = seq.on_logits(logits);
+      if (finished) counters_.requests_finished_total++;
+      counters_.generation_tokens_total++;
+    }  // else more prompt to prefill
+    // The MTP rows of these positions: ids shifted by one, the last one just sampled or the
+    // next prompt token; the draft comes from the last row once the prompt is done.
+    if (speculative && !finished)
+      draft_rows_.add(seq, start, std::span(seq.tokens()).subspan(size_t(start + 1), size_t(n)), first_hidden - n,
+                      seq.computed == int64_t(seq.tokens().size()) - 1);
   }
+  if (speculative) draft_rows_.run(model_, cache_, pool_, hidden_);
   record_step_time(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), decode_tokens,
                    prefill_tokens);
   for (size_t i = running_.size(); i-- > 0;)
     if (running_[i]->finished()) finish(i);
+}
+
+void Scheduler::verified(Sequence& seq, float* logits, int64_t first_hidden) {
+  // ../shared/spec/qwen3-moe-next.md §3.3 step 4: sample from the target at n; the one-hot draft
+  // is accepted iff that token is it, and then the target at n + 1 gives one more token.
+  const int64_t n = seq.computed, vocab = model_.config().vocab_size;
+  const int32_t draft = seq.state.draft;
+  counters_.spec_draft_tokens_total++;
+  seq.computed = n + 1;
+  bool finished = seq.on_logits(logits);
+  counters_.generation_tokens_total++;
+  const bool accepted = seq.tokens().back() == draft;
+  if (accepted) {
+    counters_.spec_accepted_tokens_total++;
+    seq.computed = n + 2;
+    if (!finished) {
+      finished = seq.on_logits(logits + vocab);
+      counters_.generation_tokens_total++;
+    }
+  } else if (!cache_.recurrent().empty()) {
+    cache_.recurrent().rollback(seq.state.recurrent_slot, n + 1);  // the state after the pending token alone
+  }
+  if (finished) {
+    counters_.requests_finished_total++;
+    return;
+  }
+  // Draft extend: MTP rows at n (and n + 1) with the emitted ids and the verify's hidden rows.
+  draft_rows_.add(seq, n, std::span(seq.tokens()).subspan(size_t(n + 1), accepted ? 2 : 1), first_hidden, true);
 }
 
 void Scheduler::fill_stats(EngineStats& s) const {

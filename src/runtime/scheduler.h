@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "models/decoder.h"
+#include "runtime/draft_rows.h"
 #include "runtime/engine.h"
 #include "runtime/kv_pages.h"
 #include "runtime/radix_cache.h"
@@ -56,6 +57,9 @@ class Scheduler {
   // Prompt tokens this step may take, given whether requests are decoding (max_step_slowdown).
   int64_t prefill_budget(bool decoding) const;
   void record_step_time(double seconds, int64_t decode_tokens, int64_t prefill_tokens);
+  // NEXTN: after a verify chunk (logits: its two rows, first_hidden: its first hidden row),
+  // emits the accepted tokens, rolls a rejected draft back and queues the draft extend.
+  void verified(Sequence& seq, float* logits, int64_t first_hidden);
 
   DecoderModel& model_;
   ThreadPool& pool_;
@@ -63,12 +67,15 @@ class Scheduler {
   KvCache cache_;
   PageAllocator pages_;
   std::optional<RadixCache> radix_;
+  int64_t chunk_align_ = 1;                 // recurrent models: prompt chunks end on this grid (plan_chunk)
+  std::vector<int32_t> free_state_slots_;  // recurrent models: slots of cache_.recurrent() not in use
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   int64_t admissions_ = 0;
   std::vector<SequenceChunk> batch_;
   std::vector<Sequence*> batch_seqs_;
-  std::vector<float> logits_;
+  std::vector<float> logits_, hidden_;  // hidden_: final-normed rows, for the MTP head
+  DraftRows draft_rows_;
   EngineStats counters_;
   // Exponential moving averages of step timings: a decode-only step, and the added seconds per
   // prompt token (0 until measured).

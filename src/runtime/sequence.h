@@ -3,6 +3,7 @@
 // text, logprobs) that turns each step's logits into an EngineEvent.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,10 @@ namespace lowbit {
 struct SequenceState {
   std::vector<int32_t> kv_pages;  // page i holds positions [i·page_size, (i+1)·page_size)
   int32_t recurrent_slot = -1;    // -1: the model keeps no recurrent state
+  // NEXTN speculative decoding: the MTP head's guess for the token after the pending one (-1:
+  // none yet), and this step's verify chunk [pending, draft].
+  int32_t draft = -1;
+  std::array<int32_t, 2> verify_ids{};
 };
 
 class Sequence {

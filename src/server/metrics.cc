@@ -128,6 +128,15 @@ std::string ServerMetrics::render(const EngineStats& s) const {
          double(s.preemptions_total));
   metric(out, "lowbit_forward_steps_total", "counter", "Batched forward steps run by the engine.", l,
          double(s.forward_steps_total));
+  // NEXTN: SGLang's average accept length (tokens per verify step, the bonus token included).
+  metric(out, "sglang:spec_accept_length", "gauge", "The average speculative decoding accept length.", l,
+         s.spec_draft_tokens_total > 0
+             ? double(s.spec_draft_tokens_total + s.spec_accepted_tokens_total) / double(s.spec_draft_tokens_total)
+             : 0.0);
+  metric(out, "lowbit_spec_draft_tokens_total", "counter", "Speculative draft tokens verified.", l,
+         double(s.spec_draft_tokens_total));
+  metric(out, "lowbit_spec_accepted_tokens_total", "counter", "Speculative draft tokens accepted.", l,
+         double(s.spec_accepted_tokens_total));
   header(out, "lowbit_http_responses_total", "counter", "HTTP responses by status class.");
   sample(out, "lowbit_http_responses_total", l + ",code=\"2xx\"", double(http_2xx_));
   sample(out, "lowbit_http_responses_total", l + ",code=\"4xx\"", double(http_4xx_));

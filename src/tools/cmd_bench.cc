@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include "kernels/kernel_report.h"
 #include "io/model_config.h"
 #include "models/decoder.h"
+#include "runtime/generator.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/bench/bench_report.h"
 #include "tools/commands.h"
@@ -82,12 +84,43 @@ struct TokenSets {
   std::vector<int32_t> depth, prompt, gen;
 };
 
+// NEXTN: greedy generation of -n tokens after the -p prompt through the Generator, without the
+// MTP head, drafting at every step, and adaptively, alternating runs so machine noise hits all alike.
+void bench_nextn(const BenchArgs& a, DecoderModel& model, const Tokenizer& tokenizer, const TokenSets& ids,
+                 ThreadPool& pool, BenchRow& row) {
+  using S = Generator::Speculation;
+  Generator plain(model, tokenizer, pool, 512, S::kOff), spec(model, tokenizer, pool, 512, S::kAlways),
+      adaptive(model, tokenizer, pool, 512, S::kAdaptive);
+  GenerationRequest req;
+  req.prompt = ids.prompt.empty() ? std::vector<int32_t>{0} : ids.prompt;
+  req.max_new_tokens = a.gen;
+  req.ignore_eos = true;
+  std::vector<double> p, n, ad;
+  int64_t drafted = 0, accepted = 0;
+  auto tps = [](const GenerationResult& r) {
+    return r.decode_seconds > 0 ? double(r.output_ids.size() - 1) / r.decode_seconds : 0.0;
+  };
+  for (int r = 0; r < a.reps; ++r) {
+    p.push_back(tps(plain.generate(req)));
+    const GenerationResult s = spec.generate(req);
+    n.push_back(tps(s));
+    drafted += s.draft_tokens;
+    accepted += s.accepted_draft_tokens;
+    ad.push_back(tps(adaptive.generate(req)));
+  }
+  row.plain_generate_tps = summarize(p);
+  row.nextn_generate_tps = summarize(n);
+  row.adaptive_generate_tps = summarize(ad);
+  row.nextn_acceptance = drafted > 0 ? double(accepted) / double(drafted) : 0.0;
+}
+
 BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const TokenSets& ids, ThreadPool& pool,
-                      const MachineLimits& limits) {
+                      const MachineLimits& limits, const Tokenizer* tokenizer) {
   BenchRow row;
   row.scheme = scheme;
   const auto t_load = Clock::now();
-  auto model = DecoderModel::load(a.load.model_path, {}, scheme == "none" || scheme == "bf16" ? "" : scheme);
+  auto model = DecoderModel::load(a.load.model_path, {}, scheme == "none" || scheme == "bf16" ? "" : scheme,
+                                  a.load.draft_head());
   row.load_seconds = seconds_since(t_load);
   row.weight_bytes = double(model->weight_bytes());
   model->for_each_linear([&](const std::string&, std::unique_ptr<LinearMethod>& m) {
@@ -134,6 +167,7 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
   row.decode_bytes = decode_bytes_per_token(*model, row.kv_element_bytes, a.depth, a.gen);
   row.peak = scheme_peak(scheme, *model, limits);
   apply_rooflines(row, limits);
+  if (model->has_mtp() && a.gen > 1 && tokenizer) bench_nextn(a, *model, *tokenizer, ids, pool, row);
   return row;
 }
 
@@ -176,10 +210,12 @@ int run(const BenchArgs& a) {
     print_header(stdout, setup);
     print_table_head(stdout, setup);
   }
+  std::optional<Tokenizer> tokenizer;  // NEXTN runs the Generator, which decodes text
+  if (a.load.draft_head().load) tokenizer.emplace(Tokenizer::from_dir(a.load.model_path));
   std::vector<BenchRow> rows;
   for (const std::string& scheme : schemes) {
     note(fmt::format("{}: loading and running {} repetitions", scheme, a.reps));
-    rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits));
+    rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr));
     if (!a.json) print_row(stdout, setup, rows.back());
   }
   if (a.json) {

@@ -2,6 +2,7 @@
 // (or one JSON object with --json).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -55,7 +56,10 @@ int run(const GenerateArgs& a) {
   };
   GenerationResult r = s.generator().generate(req, on_text);
   const double prefill_tps = r.prefill_seconds > 0 ? double(r.prompt_tokens - r.cached_prompt_tokens) / r.prefill_seconds : 0;
-  const double decode_tps = r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0;
+  // Tokens after the first (which prefill produced) per decode second; with speculative
+  // decoding a step may emit two.
+  const int64_t decode_tokens = std::max<int64_t>(0, int64_t(r.output_ids.size()) - 1);
+  const double decode_tps = r.decode_seconds > 0 ? double(decode_tokens) / r.decode_seconds : 0;
   if (a.json) {
     nlohmann::json out = {
         {"prompt_token_ids", req.prompt},
@@ -71,6 +75,13 @@ int run(const GenerateArgs& a) {
           {"decode_s", r.decode_seconds},
           {"decode_steps", r.decode_steps},
           {"decode_tokens_per_s", decode_tps}}},
+        {"speculative",
+         r.draft_tokens == 0 ? nlohmann::json(nullptr)
+                             : nlohmann::json{{"draft_tokens", r.draft_tokens},
+                                              {"accepted_draft_tokens", r.accepted_draft_tokens},
+                                              {"acceptance_rate", double(r.accepted_draft_tokens) / double(r.draft_tokens)},
+                                              {"accept_length", double(r.draft_tokens + r.accepted_draft_tokens) /
+                                                                    double(r.draft_tokens)}}},
         {"threads", s.pool().size()},
         {"peak_rss_mib", peak_rss_mib()},
         {"weight_mib", double(s.model().weight_bytes()) / (1 << 20)},
@@ -84,7 +95,12 @@ int run(const GenerateArgs& a) {
     if (!a.load.quiet)
       std::fprintf(stderr, "prefill: %lld tokens in %.3f s (%.1f tok/s); decode: %lld tokens in %.3f s (%.1f tok/s); finish: %s\n",
                    (long long)(r.prompt_tokens - r.cached_prompt_tokens), r.prefill_seconds, prefill_tps,
-                   (long long)r.decode_steps, r.decode_seconds, decode_tps, r.finish_reason.c_str());
+                   (long long)decode_tokens, r.decode_seconds, decode_tps, r.finish_reason.c_str());
+    if (r.draft_tokens && !a.load.quiet)
+      std::fprintf(stderr, "speculative (NEXTN): %lld of %lld drafts accepted (%.3f), %.2f tokens per verify step\n",
+                   (long long)r.accepted_draft_tokens, (long long)r.draft_tokens,
+                   double(r.accepted_draft_tokens) / double(r.draft_tokens),
+                   double(r.draft_tokens + r.accepted_draft_tokens) / double(r.draft_tokens));
     if (r.unknown_token_ids && !a.load.quiet)
       std::fprintf(stderr, "note: %lld generated ids are past the tokenizer's %zu ids (the model's padding rows); "
                    "they decode as nothing\n", (long long)r.unknown_token_ids, s.tokenizer().vocab_size());

@@ -85,6 +85,7 @@ void raise_open_file_limit() {
 int run(const ServeArgs& a) {
   try {
     check_flags(a);
+    a.load.draft_head();  // the speculative flags, before the model loads
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
@@ -131,13 +132,14 @@ int run(const ServeArgs& a) {
   std::fprintf(stderr,
                "serve: model=%s served-model-name=%s threads=%d\n"
                "serve: context-length=%lld max-running-requests=%lld max-total-tokens=%lld page-size=%lld "
-               "chunked-prefill-size=%lld max-prefill-tokens=%lld max-step-slowdown=%g radix-cache=%s\n"
+               "chunked-prefill-size=%lld max-prefill-tokens=%lld max-step-slowdown=%g radix-cache=%s speculative=%s\n"
                "serve: reasoning-parser=%s tool-call-parser=%s api-key=%s chat-template=%s max-body=%zu MiB io-timeout=%d s\n"
                "serve: listening on http://%s:%d\n",
                a.load.model_path.c_str(), sc.model_name.c_str(), s.pool().size(), (long long)eff.context_length,
                (long long)eff.max_running_requests, (long long)eff.max_total_tokens, (long long)eff.page_size,
                (long long)eff.chunked_prefill_size, (long long)eff.max_prefill_tokens, eff.max_step_slowdown,
-               eff.enable_prefix_cache ? "on" : "off", sc.reasoning_parser.empty() ? "none" : sc.reasoning_parser.c_str(),
+               eff.enable_prefix_cache ? "on" : "off",
+               s.model().has_mtp() ? "NEXTN (1 step, top-1, 2 draft tokens)" : "off", sc.reasoning_parser.empty() ? "none" : sc.reasoning_parser.c_str(),
                sc.tool_call_parser.empty() ? "none" : sc.tool_call_parser.c_str(), a.api_key.empty() ? "none" : "set",
                tmpl ? "yes" : "no", sc.http.max_body_bytes >> 20, sc.http.io_timeout_seconds, a.host.c_str(), server->port());
   std::fflush(stderr);

@@ -13,6 +13,12 @@
 // "ragged" runs all sequences in shared forward calls: each step takes every unfinished
 // sequence's next prompt chunk (sizes from "chunks", default: the whole prompt) or its next
 // forced token, so prefills and decodes of different lengths mix in one batch.
+// "mtp" (Qwen3-Next with its MTP head) writes, beside prompt_logits and decode_logits:
+//   seq{i}.mtp_logits  [T-1, V]   the MTP head over positions 0..T-2 with ids prompt[1..T-1]
+//                                 and the prompt's hidden rows (predicting prompt[p+2])
+//   seq{i}.spec_logits [S, V]     decode_logits recomputed by 2-token verify steps whose drafts
+//                                 are alternately right (forced[j+1]) and wrong, rolling the
+//                                 recurrent state back after each wrong one
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -103,6 +109,43 @@ void run_separate(DecoderModel& model, std::vector<Seq>& seqs, ThreadPool& pool,
   }
 }
 
+// See the header: verify steps against teacher-forced decoding, and the MTP head's logits.
+void run_mtp(DecoderModel& model, std::vector<Seq>& seqs, ThreadPool& pool, std::map<size_t, std::vector<float>>& mtp,
+             std::map<size_t, std::vector<float>>& spec) {
+  const int64_t V = model.config().vocab_size;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Seq& s = seqs[i];
+    const int64_t n = int64_t(s.prompt.size()), F = int64_t(s.forced.size());
+    KvCache cache = model.make_cache(1, n + F + 2);
+    std::vector<float> logits, hidden, draft_logits;
+    SequenceChunk c{0, 0, s.prompt, false, {}};
+    model.forward({&c, 1}, cache, pool, logits, &hidden);
+    std::vector<float>& rows = spec[i];
+    rows.assign(logits.begin(), logits.begin() + V);
+    if (n > 1) {
+      SequenceChunk d{0, 0, std::span(s.prompt).subspan(1), true, {}};
+      model.forward_mtp({&d, 1}, std::span(hidden).first(size_t((n - 1) * model.config().hidden_size)), cache, pool,
+                        mtp[i]);
+      mtp[i].resize(size_t((n - 1) * V));
+    }
+    bool right = true;
+    for (int64_t j = 0; j + 1 < F; right = !right) {
+      int32_t ids[2] = {s.forced[size_t(j)], right ? s.forced[size_t(j + 1)] : (s.forced[size_t(j + 1)] + 1) % int32_t(V)};
+      SequenceChunk v{0, n + j, std::span(ids, 2), true, {}};
+      v.verify = true;
+      model.forward({&v, 1}, cache, pool, logits);
+      rows.insert(rows.end(), logits.begin(), logits.begin() + V);
+      if (right) {
+        rows.insert(rows.end(), logits.begin() + V, logits.begin() + 2 * V);
+        j += 2;
+      } else {
+        if (model.has_recurrent_state()) cache.recurrent().rollback(0, n + j + 1);
+        j += 1;
+      }
+    }
+  }
+}
+
 // Minimal safetensors writer for the test outputs (F32 and I64 only).
 void write_safetensors(const std::string& path, const std::map<std::string, std::pair<std::string, std::pair<std::vector<int64_t>, std::vector<uint8_t>>>>& tensors) {
   nlohmann::json header = nlohmann::json::object();
@@ -134,7 +177,9 @@ int main_impl(int argc, char** argv) {
   std::ifstream spec_in(argv[2]);
   const auto spec = nlohmann::json::parse(spec_in);
   ThreadPool pool(spec.value("threads", 2));
-  auto model = DecoderModel::load(argv[1], {}, spec.value("quantization", std::string()));
+  const std::string mode = spec.value("mode", "separate");
+  auto model = DecoderModel::load(argv[1], {}, spec.value("quantization", std::string()),
+                                  DraftHeadOptions{.load = mode == "mtp"});
   const int64_t V = model->config().vocab_size;
   std::vector<Seq> seqs;
   for (const auto& js : spec.at("sequences")) {
@@ -144,9 +189,13 @@ int main_impl(int argc, char** argv) {
     s.chunks = js.value("chunks", std::vector<int32_t>{});
     seqs.push_back(std::move(s));
   }
-  const std::string mode = spec.value("mode", "separate");
+  std::map<size_t, std::vector<float>> mtp, spec_rows;
   if (mode == "ragged") {
     run_ragged(*model, seqs, pool);
+  } else if (mode == "mtp") {
+    for (auto& s : seqs) s.chunks.clear();
+    run_ragged(*model, seqs, pool);
+    run_mtp(*model, seqs, pool, mtp, spec_rows);
   } else {
     run_separate(*model, seqs, pool, spec.value("greedy_steps", 32));
   }
@@ -157,6 +206,9 @@ int main_impl(int argc, char** argv) {
     out[p + "prompt_logits"] = {"F32", {{int64_t(s.prompt.size()), V}, bytes_of(s.prompt_logits)}};
     out[p + "decode_logits"] = {"F32", {{int64_t(s.forced.size() + 1), V}, bytes_of(s.decode_logits)}};
     if (!s.greedy.empty()) out[p + "greedy_ids"] = {"I64", {{int64_t(s.greedy.size())}, bytes_of(s.greedy)}};
+    if (mtp.count(i)) out[p + "mtp_logits"] = {"F32", {{int64_t(mtp[i].size()) / V, V}, bytes_of(mtp[i])}};
+    if (spec_rows.count(i))
+      out[p + "spec_logits"] = {"F32", {{int64_t(spec_rows[i].size()) / V, V}, bytes_of(spec_rows[i])}};
   }
   write_safetensors(argv[3], out);
   return 0;

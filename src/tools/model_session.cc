@@ -27,7 +27,39 @@ void add_load_options(CLI::App& app, LoadOptions& o) {
   app.add_option("--threads,-t", o.threads, "Worker threads (default: all hardware threads)")->check(CLI::NonNegativeNumber);
   app.add_option("--quantization", o.quantization, online_quantization_help());
   app.add_flag("--quiet,-q", o.quiet, "No load progress or timing lines on stderr");
+  app.add_option("--speculative-algorithm", o.speculative_algorithm,
+                 "NEXTN: speculative decoding with the model's MTP head (Qwen3-Next)");
+  app.add_option("--speculative-num-steps", o.speculative_num_steps, "Draft steps per verify (NEXTN: 1)");
+  app.add_option("--speculative-eagle-topk", o.speculative_eagle_topk, "Draft branches (NEXTN: 1)");
+  app.add_option("--speculative-num-draft-tokens", o.speculative_num_draft_tokens,
+                 "Tokens per verify: the pending one and the draft (NEXTN: 2)");
+  app.add_option("--speculative-draft-model-path", o.speculative_draft_model_path,
+                 "Folder whose checkpoint holds the mtp.* tensors (e.g. the float model of a msmodelslim "
+                 "checkpoint, which drops them)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--speculative-adaptive", o.speculative_adaptive,
+                 "generate/chat: draft only while the measured acceptance and step times say it pays (false: "
+                 "every step)")
+      ->capture_default_str();
   add_numeric_policy_options(app);
+}
+
+DraftHeadOptions LoadOptions::draft_head() const {
+  DraftHeadOptions d;
+  if (speculative_algorithm.empty()) {
+    if (!speculative_draft_model_path.empty())
+      fail("--speculative-draft-model-path needs --speculative-algorithm NEXTN");
+    return d;
+  }
+  if (speculative_algorithm != "NEXTN")
+    fail("--speculative-algorithm {} is not supported (NEXTN: Qwen3-Next's MTP head)", speculative_algorithm);
+  if (speculative_num_steps != 1 || speculative_eagle_topk != 1 || speculative_num_draft_tokens != 2)
+    fail("--speculative-algorithm NEXTN runs with --speculative-num-steps 1 --speculative-eagle-topk 1 "
+         "--speculative-num-draft-tokens 2 (got {}, {}, {})",
+         speculative_num_steps, speculative_eagle_topk, speculative_num_draft_tokens);
+  d.load = true;
+  d.from = speculative_draft_model_path;
+  return d;
 }
 
 void add_numeric_policy_options(CLI::App& app) {
@@ -70,9 +102,12 @@ ModelSession::ModelSession(const LoadOptions& o)
   chat_template_ = ChatTemplate::from_model_dir(o.model_path);
   ProgressBar bar("loading", !o.quiet && ::isatty(STDERR_FILENO));
   model_ = DecoderModel::load(
-      o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, o.quantization);
+      o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, o.quantization,
+      o.draft_head());
   bar.finish();
-  generator_ = std::make_unique<Generator>(*model_, tokenizer_, pool_);
+  generator_ = std::make_unique<Generator>(
+      *model_, tokenizer_, pool_, 512,
+      o.speculative_adaptive ? Generator::Speculation::kAdaptive : Generator::Speculation::kAlways);
   load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!o.quiet)
     std::fprintf(stderr, "loaded %s in %.2f s: %s; %.1f MiB of weights; %d threads, %s\n", o.model_path.c_str(),

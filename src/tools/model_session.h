@@ -24,6 +24,14 @@ struct LoadOptions {
   int threads = 0;  // 0: all hardware threads
   bool quiet = false;
   std::string quantization;  // online quantization method, empty: as the checkpoint is
+  // SGLang's speculative-decoding flags. NEXTN (Qwen3-Next's MTP head) with 1 step, top-1 and
+  // 2 draft tokens, the configuration SGLang runs it in, is what is implemented.
+  std::string speculative_algorithm;
+  int speculative_num_steps = 1, speculative_eagle_topk = 1, speculative_num_draft_tokens = 2;
+  std::filesystem::path speculative_draft_model_path;
+  bool speculative_adaptive = true;  // generate: draft only while it pays (runtime/spec_governor.h)
+  // Throws Error naming the flag when the combination is not one we run.
+  DraftHeadOptions draft_head() const;
 };
 void add_load_options(CLI::App& app, LoadOptions& o);
 // --kv-cache-dtype, --float-activations, --w4a16-activations, --quantize-lm-head: bound to

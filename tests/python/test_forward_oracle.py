@@ -90,7 +90,7 @@ def lowbit_logits(model_dir, seqs, forced, mode, out, chunks=None, env=None):
     return load_file(str(out))
 
 
-def check_model(model_dir, tmp_path, vocab, env=None):
+def check_model(model_dir, tmp_path, vocab, env=None, ragged_tol=1e-5):
     seqs = prompts(vocab)
     ref = hf_oracle(model_dir, seqs, "float32", tmp_path / "hf.safetensors")
     forced = [ref[f"seq{i}.greedy_ids"][:FORCED_STEPS - 1].tolist() for i in range(len(seqs))]
@@ -112,7 +112,7 @@ def check_model(model_dir, tmp_path, vocab, env=None):
         for k in ("prompt_logits", "decode_logits"):
             scale = float(np.abs(got[f"seq{i}.{k}"]).max())
             d = np.abs(rag[f"seq{i}.{k}"] - got[f"seq{i}.{k}"]).max()
-            assert d <= 1e-5 * scale, f"seq{i} {k}: ragged differs from alone by {d:.3g}"
+            assert d <= ragged_tol * scale, f"seq{i} {k}: ragged differs from alone by {d:.3g}"
     return seqs, got
 
 

@@ -129,9 +129,10 @@ def _fake_quant_model(model_dir: Path, quantize: bool):
         for name, mod in list(model.named_modules()):
             for child_name, child in list(mod.named_children()):
                 full = f"{name}.{child_name}" if name else child_name
-                if isinstance(child, torch.nn.Linear) and full != "lm_head":
+                # lm_head and Qwen3-Next's one-logit shared_expert_gate stay float, as in lowbit.
+                if isinstance(child, torch.nn.Linear) and full != "lm_head" and child_name != "shared_expert_gate":
                     setattr(mod, child_name, FqLinear(child.weight))
-            if type(mod).__name__ == "Qwen3MoeExperts":
+            if type(mod).__name__ in ("Qwen3MoeExperts", "Qwen3NextExperts"):
                 mod.fq_gate_up, mod.fq_down = dq(mod.gate_up_proj.detach()), dq(mod.down_proj.detach())
                 mod.forward = types.MethodType(experts_forward, mod)
     return model
@@ -180,7 +181,10 @@ def _write_msmodelslim_w8a8_dynamic(src: Path, dst: Path):
     (dst / "model.safetensors").unlink()
     tensors, out, desc = load_file(str(src / "model.safetensors")), {}, {"model_quant_type": "W8A8_DYNAMIC"}
     for name, t in tensors.items():
-        quantize = (name.endswith("_proj.weight") and t.dim() == 2)
+        # Every linear layer's weight (Qwen3-Next's in_proj_qkvz/in_proj_ba included); the router,
+        # Qwen3-Next's one-row shared_expert_gate, embeddings and head stay float.
+        quantize = t.dim() == 2 and name.endswith(".weight") and not name.endswith(
+            ("mlp.gate.weight", "shared_expert_gate.weight", "embed_tokens.weight", "lm_head.weight"))
         if not quantize:
             out[name], desc[name] = t, "FLOAT"
             continue

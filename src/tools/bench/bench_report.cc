@@ -67,9 +67,10 @@ void print_header(std::FILE* out, const BenchSetup& s) {
              "read bandwidth: {:.2f} GB/s ({})\n"
              "compute peaks (register-only loops on every thread, each timed by its CPU time):{}\n"
              "tg roofline = read bandwidth / bytes per decoded token, counting every decoder-layer linear's weights "
-             "as packed at load (LinearMethod::weight_bytes), the lm_head's, one embedding row, and K+V of every "
-             "layer over the mean context of the timed steps (depth + (n+1)/2 positions, at the KV cache's bytes "
-             "per element); activations and norms not counted.\n"
+             "as packed at load (LinearMethod::weight_bytes; MoE layers: the router and top_k experts), the "
+             "lm_head's, one embedding row, K+V of every attention layer over the mean context of the timed steps "
+             "(depth + (n+1)/2 positions, at the KV cache's bytes per element), and recurrent (Gated DeltaNet) "
+             "state read and written; activations and norms not counted.\n"
              "pp roofline = the scheme's compute peak / operations per prompt token: 2 x (decoder-layer linear "
              "parameters) + 4 x layers x heads x head_dim x (depth + (p+1)/2) for attention + 2 x lm_head "
              "parameters / p (logits of the last token only).\n",
@@ -99,6 +100,19 @@ void print_footer(std::FILE* out, const std::vector<BenchRow>& rows) {
   for (const BenchRow& r : rows)
     fmt::print(out, "{}: {}; KV cache {:g} bytes/element; loaded in {:.2f} s\n", r.scheme, r.linear,
                r.kv_element_bytes, r.load_seconds);
+  for (const BenchRow& r : rows) {
+    if (r.nextn_acceptance < 0) continue;
+    const auto& p = r.plain_generate_tps;
+    const auto& n = r.nextn_generate_tps;
+    const auto& d = r.adaptive_generate_tps;
+    const double base = p.median > 0 ? p.median : 1.0;
+    fmt::print(out,
+               "{}: greedy generation t/s (min/med/max): without NEXTN {:.2f} / {:.2f} / {:.2f}; NEXTN every step "
+               "{:.2f} / {:.2f} / {:.2f} (x{:.2f}, acceptance {:.3f}); NEXTN adaptive {:.2f} / {:.2f} / {:.2f} "
+               "(x{:.2f})\n",
+               r.scheme, p.min, p.median, p.max, n.min, n.median, n.max, n.median / base, r.nextn_acceptance, d.min,
+               d.median, d.max, d.median / base);
+  }
   std::fflush(out);
 }
 
@@ -120,8 +134,8 @@ nlohmann::json bench_json(const BenchSetup& s, const std::vector<BenchRow>& rows
       {"limits", {{"read_bytes_per_s", s.limits.read_bytes_per_s}, {"read_how", s.limits.read_how}, {"peaks", peaks}}},
       {"counted",
        {{"decode_bytes_per_token",
-         "decoder-layer linears' weight_bytes + lm_head weight_bytes + one embedding row + K+V of every layer over "
-         "depth + (n+1)/2 positions"},
+         "decoder-layer linears' weight_bytes (MoE: router + top_k experts) + lm_head weight_bytes + one embedding "
+         "row + K+V of every attention layer over depth + (n+1)/2 positions + recurrent state read and written"},
         {"prefill_ops_per_token",
          "2*(decoder-layer linear params) + 4*layers*heads*head_dim*(depth + (p+1)/2) + 2*(lm_head params)/p"}}},
   };
@@ -154,11 +168,17 @@ nlohmann::json bench_json(const BenchSetup& s, const std::vector<BenchRow>& rows
             {"lm_head", r.decode_bytes.lm_head},
             {"embedding", r.decode_bytes.embedding},
             {"kv", r.decode_bytes.kv},
+            {"recurrent", r.decode_bytes.recurrent},
             {"kv_context", r.decode_bytes.kv_context},
             {"total", r.decode_bytes.total()}}},
           {"roofline_tokens_per_s", r.decode_roofline_tps},
           {"roofline_fraction", frac(r.decode_fraction)}}},
     });
+    if (r.nextn_acceptance >= 0)
+      jrows.back()["nextn"] = {{"generate_tokens_per_s", stats_json(r.nextn_generate_tps)},
+                               {"plain_generate_tokens_per_s", stats_json(r.plain_generate_tps)},
+                               {"adaptive_generate_tokens_per_s", stats_json(r.adaptive_generate_tps)},
+                               {"acceptance_rate", r.nextn_acceptance}};
   }
   out["rows"] = std::move(jrows);
   return out;

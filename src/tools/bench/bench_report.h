@@ -34,6 +34,11 @@ struct BenchRow {
   double peak_ops_per_s = 0;
   // Roofline tokens/s and the median's fraction of it (0 when the limit was not measured).
   double prefill_roofline_tps = 0, decode_roofline_tps = 0, prefill_fraction = 0, decode_fraction = 0;
+  // NEXTN (--speculative-algorithm): greedy generation of -n tokens after the -p prompt without
+  // the MTP head, drafting every step, and adaptively (alternating); acceptance over the
+  // every-step runs (< 0: not run).
+  Stats plain_generate_tps, nextn_generate_tps, adaptive_generate_tps;
+  double nextn_acceptance = -1;
 };
 
 // Fills the roofline fields of `row` from its costs and the measured limits.

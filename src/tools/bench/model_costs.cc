@@ -3,7 +3,10 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/runtime_options.h"
+#include <algorithm>
+
 #include "models/decoder.h"
+#include "schemes/moe_method.h"
 
 namespace lowbit {
 
@@ -13,8 +16,17 @@ struct LinearTotals {
   double layer_bytes = 0, head_bytes = 0, layer_params = 0, head_params = 0;
 };
 
+// A token reads each MoE layer's router and top_k of its experts (the bytes of k distinct
+// experts: a decoded token's k choices are distinct).
 LinearTotals linear_totals(DecoderModel& model) {
   LinearTotals t;
+  const auto& c = model.config();
+  model.for_each_moe([&](const std::string&, const LinearMethod& router, const MoeMethod& experts) {
+    const double k = double(experts.routing().top_k);
+    t.layer_bytes += double(router.weight_bytes()) + k * double(experts.expert_weight_bytes());
+    t.layer_params += double(router.in_features()) * double(router.out_features()) +
+                      k * 3.0 * double(c.hidden_size) * double(c.moe.moe_intermediate_size);
+  });
   model.for_each_linear([&](const std::string& prefix, std::unique_ptr<LinearMethod>& m) {
     const double params = double(m->in_features()) * double(m->out_features());
     if (prefix == "lm_head") {
@@ -40,11 +52,25 @@ double embedding_row_bytes(DecoderModel& model, const LinearTotals& t) {
   return double(dtype_size(c.torch_dtype)) * double(c.hidden_size);
 }
 
+// Layers with KV: attention layers (Qwen3-Next's Gated DeltaNet layers keep a recurrent state).
+double attention_layers(const ModelConfig& c) { return double(c.num_hidden_layers - c.num_linear_attention_layers()); }
+
+// Recurrent state bytes a decoded token reads and writes: every GDN layer's conv window and
+// state matrix, fp32, once each way.
+double recurrent_bytes(const ModelConfig& c) {
+  const auto& la = c.linear_attention;
+  const double per_layer =
+      4.0 * double((la.conv_kernel - 1) * (2 * la.num_key_heads * la.key_head_dim + la.num_value_heads * la.value_head_dim) +
+                   la.num_value_heads * la.key_head_dim * la.value_head_dim);
+  return 2.0 * per_layer * double(c.num_linear_attention_layers());
+}
+
 }  // namespace
 
 double kv_bytes_per_element(const KvCache& cache, const DecoderModel& model) {
   const auto& c = model.config();
-  const double elements = double(c.num_hidden_layers) * double(cache.num_slots()) * 2.0 * double(cache.capacity()) *
+  const double layers = attention_layers(c) + (model.has_mtp() ? 1 : 0);
+  const double elements = std::max(layers, 1.0) * double(cache.num_slots()) * 2.0 * double(cache.capacity()) *
                           double(c.num_key_value_heads) * double(c.head_dim);
   return elements > 0 ? double(cache.bytes()) / elements : 4.0;
 }
@@ -58,8 +84,9 @@ DecodeBytes decode_bytes_per_token(DecoderModel& model, double kv_element_bytes,
   b.embedding = embedding_row_bytes(model, t);
   // Step i (0-based) attends over depth + i + 1 positions; the mean over n steps:
   b.kv_context = double(depth) + double(n + 1) / 2.0;
-  b.kv = 2.0 * double(c.num_hidden_layers) * double(c.num_key_value_heads) * double(c.head_dim) * b.kv_context *
+  b.kv = 2.0 * attention_layers(c) * double(c.num_key_value_heads) * double(c.head_dim) * b.kv_context *
          kv_element_bytes;
+  b.recurrent = recurrent_bytes(c);
   return b;
 }
 
@@ -70,7 +97,7 @@ PrefillOps prefill_ops_per_token(DecoderModel& model, int64_t depth, int64_t p) 
   o.linear = 2.0 * t.layer_params;
   // q·k and p·v: 2 multiply-adds (4 operations) per head_dim element per attended position.
   const double mean_context = double(depth) + double(p + 1) / 2.0;
-  o.attention = 4.0 * double(c.num_hidden_layers) * double(c.num_attention_heads) * double(c.head_dim) * mean_context;
+  o.attention = 4.0 * attention_layers(c) * double(c.num_attention_heads) * double(c.head_dim) * mean_context;
   o.lm_head = p > 0 ? 2.0 * t.head_params / double(p) : 0.0;
   return o;
 }

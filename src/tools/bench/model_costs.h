@@ -17,12 +17,13 @@ class KvCache;
 struct CpuFeatures;
 
 struct DecodeBytes {
-  double linear = 0;     // every decoder-layer linear's weight_bytes()
+  double linear = 0;     // every decoder-layer linear's weight_bytes(); MoE: router + top_k experts
   double lm_head = 0;    // the head's weight_bytes() (BF16 unless quantized)
   double embedding = 0;  // one embedding row
-  double kv = 0;         // K and V of every layer over the mean context of the timed steps
+  double kv = 0;         // K and V of every attention layer over the mean context of the timed steps
   double kv_context = 0;
-  double total() const { return linear + lm_head + embedding + kv; }
+  double recurrent = 0;  // Gated DeltaNet state (conv window + matrix, fp32) read and written
+  double total() const { return linear + lm_head + embedding + kv + recurrent; }
 };
 
 struct PrefillOps {

@@ -1,0 +1,75 @@
+// Process groups for tensor parallelism: the few collectives the engine needs, behind an
+// interface so one-process runs (tp-size 1, most tests) need no MPI. The MPI implementation
+// puts a deadline on every collective: a peer that died or hangs makes the job end non-zero
+// (message naming the collective and the rank) instead of a silent hang. One thread per
+// process calls the communicator (MPI_THREAD_FUNNELED).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace lowbit::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "mpi" or "single".
+  virtual const char* backend() const = 0;
+
+  // data[0, n) ← Σ over ranks, in place. MPI's reduction order is the library's: bit-identical
+  // on every rank of one job, but not necessarily equal to a rank-ordered scalar sum.
+  virtual void all_reduce_sum(float* data, int64_t n) = 0;
+  // Element-wise max (for measurements: slowest rank's time).
+  virtual void all_reduce_max(double* data, int64_t n) = 0;
+  // recv[r·bytes, (r+1)·bytes) ← rank r's send[0, bytes).
+  virtual void all_gather(const void* send, int64_t bytes, void* recv) = 0;
+  // recv[displs[r], displs[r] + counts[r]) ← rank r's send[0, counts[r]); counts and displs in
+  // bytes, one per rank, identical on every rank; send holds counts[rank()] bytes.
+  virtual void all_gather_v(const void* send, void* recv, std::span<const int64_t> counts,
+                            std::span<const int64_t> displs) = 0;
+  // Personalised exchange: rank r sends send[send_displs[d], +send_counts[d]) to rank d and
+  // receives from rank s into recv[recv_displs[s], +recv_counts[s]). All in bytes.
+  virtual void all_to_all_v(const void* send, std::span<const int64_t> send_counts,
+                            std::span<const int64_t> send_displs, void* recv,
+                            std::span<const int64_t> recv_counts, std::span<const int64_t> recv_displs) = 0;
+  // data[0, bytes) ← root's data[0, bytes).
+  virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+
+  // How long a collective may take before the job is aborted (default 10 s). Raise it around
+  // phases where ranks legitimately drift apart (model load). ≤ 0: no watchdog, MPI's
+  // blocking collectives (a dead peer may then hang the job; for benchmarks and debugging).
+  virtual void set_timeout(std::chrono::milliseconds timeout) = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+  // Ends every rank of the job with `message` (MPI_Abort); for errors one rank cannot recover
+  // from without the others (they would wait forever in the next collective).
+  [[noreturn]] virtual void abort(const std::string& message) = 0;
+};
+
+struct MpiOptions {
+  // 0 = LOWBIT_DIST_TIMEOUT_MS from the environment if set (0 or negative there: no
+  // watchdog), else 10 000 ms; negative = no watchdog.
+  int64_t timeout_ms = 0;
+  // How the deadline is kept. "blocking": MPI's blocking collectives, a watchdog thread ends
+  // the process (_Exit(1), mpirun ends the rest) past the deadline. "polled": non-blocking
+  // collectives tested in a loop, MPI_Abort past the deadline; OpenMPI's non-blocking
+  // all-reduce is much slower (2.5× on shared memory). Empty: LOWBIT_DIST_COLLECTIVES, else
+  // blocking.
+  std::string collectives;
+};
+
+// Initialises MPI (MPI_Init_thread, FUNNELED) unless the caller already did, on a duplicate of
+// MPI_COMM_WORLD; MPI is finalised when the last MPI communicator this process created is
+// destroyed, if this code initialised it. Throws Error when MPI gives less than FUNNELED.
+std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options = {});
+// rank 0 of 1: every collective is a copy or nothing.
+std::unique_ptr<Communicator> make_single_rank_communicator();
+// True when this process was started by mpirun/mpiexec (OMPI_/PMI_/PMIX_ environment).
+bool launched_by_mpi();
+
+}  // namespace lowbit::dist
