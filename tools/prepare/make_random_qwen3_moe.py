@@ -107,6 +107,44 @@ def to_per_expert(tensors: dict) -> dict:
     return out
 
 
+def add_common_arguments(ap, rope_theta: float) -> None:
+    """The arguments every random MoE maker shares (after its own sizes)."""
+    ap.add_argument("--experts", type=int, default=8)
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--moe-intermediate", type=int, default=40)
+    ap.add_argument("--intermediate", type=int, default=96)
+    ap.add_argument("--vocab", type=int, default=512)
+    ap.add_argument("--mlp-only-layers", default="", help="comma-separated layer indices with a dense MLP")
+    ap.add_argument("--norm-topk", dest="norm_topk", action="store_true", default=True)
+    ap.add_argument("--no-norm-topk", dest="norm_topk", action="store_false")
+    tie = ap.add_mutually_exclusive_group()
+    tie.add_argument("--tied", dest="tied", action="store_true", default=False)
+    tie.add_argument("--untied", dest="tied", action="store_false")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--router-scale", type=float, default=3.0)
+    ap.add_argument("--rope-theta", type=float, default=rope_theta)
+    ap.add_argument("--max-position", type=int, default=4096)
+
+
+def save_with_layout(model, out: Path, layout: str, edit=None) -> dict:
+    """save_pretrained, then model.safetensors rewritten in the expert layout (tensor for tensor
+    the same values), after `edit(tensors)` if given; the legacy config keys added. Returns the
+    config dict."""
+    from safetensors.torch import load_file, save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True, max_shard_size="1000GB")
+    st = out / "model.safetensors"
+    tensors = load_file(str(st))
+    tensors = to_fused(tensors) if layout == "fused" else to_per_expert(tensors)
+    if edit:
+        edit(tensors)
+    save_file(tensors, str(st), metadata={"format": "pt"})
+    st.chmod(0o644)
+    return add_legacy_config_keys(out / "config.json")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=Path)
@@ -116,28 +154,12 @@ def main() -> int:
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--head-dim", type=int, default=24)
-    ap.add_argument("--experts", type=int, default=8)
-    ap.add_argument("--top-k", type=int, default=3)
-    ap.add_argument("--moe-intermediate", type=int, default=40)
-    ap.add_argument("--intermediate", type=int, default=96)
-    ap.add_argument("--vocab", type=int, default=512)
-    ap.add_argument("--mlp-only-layers", default="", help="comma-separated layer indices with a dense MLP")
     ap.add_argument("--sparse-step", type=int, default=1)
-    ap.add_argument("--norm-topk", dest="norm_topk", action="store_true", default=True)
-    ap.add_argument("--no-norm-topk", dest="norm_topk", action="store_false")
-    tie = ap.add_mutually_exclusive_group()
-    tie.add_argument("--tied", dest="tied", action="store_true", default=False)
-    tie.add_argument("--untied", dest="tied", action="store_false")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--router-scale", type=float, default=3.0)
-    ap.add_argument("--rope-theta", type=float, default=1_000_000.0)
-    ap.add_argument("--max-position", type=int, default=4096)
+    add_common_arguments(ap, rope_theta=1_000_000.0)
     ap.add_argument("--legacy-expert-key", action="store_true")
     a = ap.parse_args()
 
     import torch
-    from safetensors.torch import load_file, save_file
     from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
     quiet_transformers()
@@ -156,14 +178,7 @@ def main() -> int:
     init_weights(model, a.seed, a.hidden, a.router_scale)
 
     out = a.out
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True, max_shard_size="1000GB")
-    st = out / "model.safetensors"
-    tensors = load_file(str(st))
-    tensors = to_fused(tensors) if a.layout == "fused" else to_per_expert(tensors)
-    save_file(tensors, str(st), metadata={"format": "pt"})
-    st.chmod(0o644)
-    d = add_legacy_config_keys(out / "config.json")
+    d = save_with_layout(model, out, a.layout)
     if a.legacy_expert_key and "num_local_experts" in d:
         d["num_experts"] = d.pop("num_local_experts")
         (out / "config.json").write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")

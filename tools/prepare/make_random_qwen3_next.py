@@ -46,9 +46,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_legacy_config_keys, quiet_transformers  # noqa: E402  (also sets the offline environment)
+from _common import quiet_transformers  # noqa: E402  (also sets the offline environment)
 import qwen3_tokenizer  # noqa: E402
-from make_random_qwen3_moe import tensor_seed, to_fused, to_per_expert  # noqa: E402
+from make_random_qwen3_moe import add_common_arguments, save_with_layout, tensor_seed, to_per_expert  # noqa: E402
 
 OFFSET_NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight", "q_norm.weight", "k_norm.weight")
 
@@ -136,29 +136,13 @@ def main() -> int:
     ap.add_argument("--k-dim", type=int, default=16)
     ap.add_argument("--v-dim", type=int, default=24)
     ap.add_argument("--conv", type=int, default=4)
-    ap.add_argument("--experts", type=int, default=8)
-    ap.add_argument("--top-k", type=int, default=3)
-    ap.add_argument("--moe-intermediate", type=int, default=40)
     ap.add_argument("--shared-intermediate", type=int, default=56)
-    ap.add_argument("--intermediate", type=int, default=96)
-    ap.add_argument("--vocab", type=int, default=512)
-    ap.add_argument("--mlp-only-layers", default="", help="comma-separated layer indices with a dense MLP")
-    ap.add_argument("--norm-topk", dest="norm_topk", action="store_true", default=True)
-    ap.add_argument("--no-norm-topk", dest="norm_topk", action="store_false")
-    tie = ap.add_mutually_exclusive_group()
-    tie.add_argument("--tied", dest="tied", action="store_true", default=False)
-    tie.add_argument("--untied", dest="tied", action="store_false")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--router-scale", type=float, default=3.0)
-    ap.add_argument("--rope-theta", type=float, default=10_000.0)
-    ap.add_argument("--max-position", type=int, default=4096)
+    add_common_arguments(ap, rope_theta=10_000.0)
     ap.add_argument("--mtp", choices=["none", "random", "predictable"], default="none")
     ap.add_argument("--layer-scale", type=float, default=0.01)
     a = ap.parse_args()
 
     import torch
-    from safetensors.torch import load_file, save_file
     from transformers import Qwen3NextConfig, Qwen3NextForCausalLM
 
     quiet_transformers()
@@ -178,19 +162,14 @@ def main() -> int:
     model = Qwen3NextForCausalLM._from_config(cfg, dtype=getattr(torch, a.dtype))
     init_weights(model, a.seed, a.hidden, a.router_scale)
 
+    def add_mtp(tensors):
+        if a.mtp == "predictable":
+            scale_layers(tensors, a.layer_scale)
+        if a.mtp != "none":
+            tensors.update(mtp_tensors(cfg, a, tensors))
+
     out = a.out
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True, max_shard_size="1000GB")
-    st = out / "model.safetensors"
-    tensors = load_file(str(st))
-    tensors = to_fused(tensors) if a.layout == "fused" else to_per_expert(tensors)
-    if a.mtp == "predictable":
-        scale_layers(tensors, a.layer_scale)
-    if a.mtp != "none":
-        tensors.update(mtp_tensors(cfg, a, tensors))
-    save_file(tensors, str(st), metadata={"format": "pt"})
-    st.chmod(0o644)
-    add_legacy_config_keys(out / "config.json")
+    save_with_layout(model, out, a.layout, add_mtp)
     qwen3_tokenizer.unpack_to(out)
     (out / "random_init.json").write_text(json.dumps(
         {"generator": "tools/prepare/make_random_qwen3_next.py", "seed": a.seed, "layout": a.layout,
