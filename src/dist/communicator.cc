@@ -81,7 +81,7 @@ std::vector<int> mpi_counts(std::span<const int64_t> v, int size, const char* wh
 // Deadline for the blocking collective in progress, watched from a second thread. The caller
 // marks entry and exit (a clock read and two atomic stores); past the deadline the watchdog
 // prints which collective hung and ends this process with _Exit(1): mpirun then ends every
-// rank of the job. It makes no MPI call (MPI_THREAD_FUNNELED: only the main thread may).
+// rank of the job. It makes no MPI call (collectives are the engine thread's alone).
 class Watchdog {
  public:
   Watchdog(int rank, int size) : rank_(rank), size_(size), thread_([this] { loop(); }) {}
@@ -137,9 +137,12 @@ class MpiCommunicator final : public Communicator {
     MPI_Initialized(&initialised);
     if (!initialised) {
       int provided = 0;
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      // SERIALIZED: the serving engine calls collectives from its scheduler thread, not the
+      // thread that initialised MPI; calls never overlap (one engine thread per process).
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
       g_we_initialised = true;
-      if (provided < MPI_THREAD_FUNNELED) fail("MPI gives thread level {}, lowbit needs MPI_THREAD_FUNNELED", provided);
+      if (provided < MPI_THREAD_SERIALIZED)
+        fail("MPI gives thread level {}, lowbit needs MPI_THREAD_SERIALIZED", provided);
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);

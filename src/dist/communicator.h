@@ -1,8 +1,8 @@
 // Process groups for tensor parallelism: the few collectives the engine needs, behind an
 // interface so one-process runs (tp-size 1, most tests) need no MPI. The MPI implementation
 // puts a deadline on every collective: a peer that died or hangs makes the job end non-zero
-// (message naming the collective and the rank) instead of a silent hang. One thread per
-// process calls the communicator (MPI_THREAD_FUNNELED).
+// (message naming the collective and the rank) instead of a silent hang. One thread at a time
+// calls the communicator (MPI_THREAD_SERIALIZED): the serving engine's scheduler thread.
 #pragma once
 
 #include <chrono>
@@ -63,9 +63,9 @@ struct MpiOptions {
   std::string collectives;
 };
 
-// Initialises MPI (MPI_Init_thread, FUNNELED) unless the caller already did, on a duplicate of
+// Initialises MPI (MPI_Init_thread, SERIALIZED) unless the caller already did, on a duplicate of
 // MPI_COMM_WORLD; MPI is finalised when the last MPI communicator this process created is
-// destroyed, if this code initialised it. Throws Error when MPI gives less than FUNNELED.
+// destroyed, if this code initialised it. Throws Error when MPI gives less than SERIALIZED.
 std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options = {});
 // rank 0 of 1: every collective is a copy or nothing.
 std::unique_ptr<Communicator> make_single_rank_communicator();

@@ -12,6 +12,7 @@
 #include "kernels/attention.h"
 #include "models/decoder_layer.h"
 #include "models/ops.h"
+#include "models/tensor_parallel.h"
 #include "schemes/make_linear.h"
 
 namespace lowbit {
@@ -26,15 +27,26 @@ SchemeSpec float_spec(const char* origin) {
 
 DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint)
     : config_(std::move(config)),
+      local_(config_),
       traits_(arch_traits(config_.arch)),
       checkpoint_(std::move(checkpoint)),
       rope_(config_, 1),
       ws_(std::make_unique<Workspace>()) {}
 
-DecoderModel::~DecoderModel() = default;
+DecoderModel::~DecoderModel() {
+  if (tp_ && tp_group_->leader()) tp_group_->announce_unload(tp_id_);
+}
+
+void DecoderModel::idle() {
+  if (tp_ && tp_group_->leader()) tp_group_->heartbeat();
+}
 
 std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress,
-                                                 std::string_view quantization, const DraftHeadOptions& draft) {
+                                                 std::string_view quantization, const DraftHeadOptions& draft,
+                                                 TpGroup* tp) {
+  if (tp && tp->size() < 2) tp = nullptr;
+  // Rank 0 announces the load first, so every rank reads its slices at the same time.
+  const int64_t tp_id = tp && tp->leader() ? tp->announce_load(dir, quantization) : 0;
   ModelConfig config = load_model_config(dir);
   auto checkpoint = std::make_unique<Checkpoint>(dir);
   auto format = detect_format(*checkpoint, config);
@@ -43,8 +55,28 @@ std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& di
   std::unique_ptr<Format> online;
   if (!quantization.empty()) online = make_online_quant_format(detect_format(*checkpoint, config), quantization);
   std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
+  if (tp) {
+    if (draft.load) fail("--speculative-algorithm with --tp-size {}: speculative decoding is single-process only", tp->size());
+    model->tp_group_ = tp;
+    model->tp_id_ = tp_id;
+    model->tp_ = std::make_unique<TensorParallel>(*tp, model->config_, online ? *online : *format);
+    model->local_ = model->tp_->local_config();
+    auto plan = [t = model->tp_.get()](const std::string& prefix) { return t->split_for(prefix); };
+    format = dist::make_sharded_format(std::move(format), plan);
+    if (online) online = dist::make_sharded_format(std::move(online), plan);
+  }
   model->load_layers(online ? *online : *format, *format, progress);
   if (draft.load) model->load_mtp(draft, quantization);
+  if (tp) {
+    // Ranks finish loading at different times: wait for all (loading may take minutes), then
+    // measure the link for `auto`.
+    dist::Communicator& comm = tp->comm();
+    const auto timeout = comm.timeout();
+    comm.set_timeout(std::chrono::minutes(30));
+    comm.barrier();
+    comm.set_timeout(timeout);
+    model->tp_->calibrate();
+  }
   return model;
 }
 
@@ -80,7 +112,7 @@ std::unique_ptr<LinearMethod> build_linear(const Checkpoint& ckpt, const Format&
 DecoderModel::Layer DecoderModel::load_layer(const Checkpoint& ckpt, const Format& format, const Format& router_format,
                                              const std::string& p, bool linear_attention, bool moe, int64_t kv_layer,
                                              int64_t recurrent_layer) {
-  const auto& c = config_;
+  const auto& c = local_;  // this rank's share under tensor parallelism
   const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
                 kv_dim = c.num_key_value_heads * c.head_dim, inter = c.intermediate_size;
   auto linear = [&](const std::string& prefix, int64_t in, int64_t out, bool bias, const Format* fmt = nullptr) {
@@ -184,10 +216,17 @@ void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
                   tied ? embed_tokens_
                        : checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h}),
                   std::nullopt, {}};
+  int64_t vocab = c.vocab_size;
+  if (tp_) {  // vocab-parallel: this rank's rows, a view (rows are contiguous)
+    const dist::Range v = tp_->layout().vocab;
+    t.weight.data = static_cast<const uint8_t*>(t.weight.data) + size_t(v.begin * h) * dtype_size(t.weight.dtype);
+    t.weight.shape = {v.size(), h};
+    vocab = v.size();
+  }
   if (!runtime_options().quantize_lm_head) {
     // The head reads its float weights in place: tied weights are never duplicated.
-    lm_head_ = make_linear(float_spec(tied ? "tied" : "hf:float"), t, {h, c.vocab_size}, cpu);
-    prefault(embed_tokens_.data, embed_tokens_.nbytes());
+    lm_head_ = make_linear(float_spec(tied ? "tied" : "hf:float"), t, {h, vocab}, cpu);
+    prefault(t.weight.data, t.weight.nbytes());
     return;
   }
   // --quantize-lm-head: int8 per-channel weights with per-token int8 activations (W8A8
@@ -200,7 +239,7 @@ void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
   spec.activation = QuantArgs{8, NumKind::Int, Granularity::Token, 0, 0, true, true};
   spec.origin = "--quantize-lm-head";
   prefault(t.weight.data, t.weight.nbytes());
-  lm_head_ = make_linear(spec, t, {h, c.vocab_size}, cpu);
+  lm_head_ = make_linear(spec, t, {h, vocab}, cpu);
   release_pages(t.weight.data, t.weight.nbytes());
 }
 
@@ -219,6 +258,7 @@ std::string DecoderModel::describe() const {
     }
   if (const int64_t n = config_.num_linear_attention_layers())
     hybrid = fmt::format("; {} Gated DeltaNet layers", n);
+  if (tp_) moe += "; " + tp_->describe();
   return fmt::format("{}: {} layers{}, hidden {}, heads {}/{} × {}, vocab {}; linear: {}{}", config_.architecture_name,
                      config_.num_hidden_layers, hybrid, config_.hidden_size, config_.num_attention_heads,
                      config_.num_key_value_heads, config_.head_dim, config_.vocab_size, linear, moe);
@@ -295,13 +335,22 @@ KvCache DecoderModel::make_cache(int64_t num_slots, int64_t capacity, int64_t re
   // Only attention layers keep KV, plus the MTP layer's when loaded (a model of linear-attention
   // layers alone still gets one layer, never read, so the pool's page accounting stays uniform).
   const int64_t kv_layers = config_.num_hidden_layers - recurrent_layers + (mtp_ ? 1 : 0);
-  KvCache cache(std::max<int64_t>(1, kv_layers), config_.num_key_value_heads, config_.head_dim, num_slots, capacity,
+  KvCache cache(std::max<int64_t>(1, kv_layers), local_.num_key_value_heads, config_.head_dim, num_slots, capacity,
                 kv_cache_dtype(embed_tokens_.dtype));
   if (recurrent_layers > 0) {
     const LinearAttentionConfig& la = config_.linear_attention;
     const GdnShape shape{la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim, la.conv_kernel};
     cache.set_recurrent(RecurrentStates(recurrent_layers, recurrent_slots < 0 ? num_slots : recurrent_slots,
                                         shape.conv_state_floats(), shape.state_floats(), /*snapshots=*/mtp_ != nullptr));
+  }
+  if (tp_ && tp_group_->leader()) {
+    // The other ranks make the same cache (their KV heads); it is dropped there with this one.
+    const int64_t id = tp_group_->announce_make_cache(tp_id_, num_slots, capacity, recurrent_slots);
+    TpGroup* group = tp_group_;
+    const int64_t model = tp_id_;
+    cache.set_tp_handle(id, std::shared_ptr<void>(nullptr, [group, model, id](void*) {
+                          group->announce_drop_cache(model, id);
+                        }));
   }
   return cache;
 }

@@ -23,12 +23,14 @@
 #include "models/arch.h"
 #include "models/kv_cache.h"
 #include "models/rope.h"
+#include "models/tp_group.h"
 #include "schemes/linear_method.h"
 
 namespace lowbit {
 
 class ThreadPool;
 class Format;
+class TensorParallel;
 struct CpuFeatures;
 
 struct SequenceChunk {
@@ -69,9 +71,21 @@ class DecoderModel {
   // Reads DIR/config.json, opens the checkpoint, detects its format and builds every layer.
   // A non-empty `quantization` (e.g. "w8a8_int8", see online_quantization_methods()) quantizes
   // a float checkpoint's linear layers at load.
+  // With a group of more than one rank (tensor parallelism, models/tp_group.h), each rank loads
+  // only its slices (Megatron style, dist/tp_layout.h); on rank 0 every later call (caches,
+  // forward steps, unload) is announced to the other ranks, which mirror it.
   static std::unique_ptr<DecoderModel> load(const std::filesystem::path& dir, LoadProgress progress = {},
-                                            std::string_view quantization = {}, const DraftHeadOptions& draft = {});
+                                            std::string_view quantization = {}, const DraftHeadOptions& draft = {},
+                                            TpGroup* tp = nullptr);
   ~DecoderModel();
+
+  // Tensor parallelism: null for one process.
+  const TensorParallel* tensor_parallel() const { return tp_.get(); }
+  // Rank 0 of a tensor-parallel job, idle: keeps the other ranks' deadline from expiring. Call
+  // at least every second while no forward runs (the serving engine does); no-op otherwise.
+  void idle();
+  // The id rank 0 gave this model (followers learn it from the load call).
+  void set_tp_id(int64_t id) { tp_id_ = id; }
 
   const ModelConfig& config() const { return config_; }
   const ArchTraits& traits() const { return traits_; }
@@ -136,6 +150,9 @@ class DecoderModel {
   void prepare_recurrent(std::span<const SequenceChunk> batch, KvCache& cache);
 
   ModelConfig config_;
+  // What this rank runs: config_ with its share of heads, KV heads and intermediate sizes
+  // under tensor parallelism, else config_ itself.
+  ModelConfig local_;
   const ArchTraits& traits_;
   std::unique_ptr<Checkpoint> checkpoint_;
   TensorView embed_tokens_;
@@ -145,6 +162,12 @@ class DecoderModel {
   RopeTable rope_;
   std::unique_ptr<MtpHead> mtp_;
   std::unique_ptr<Workspace> ws_;
+  TpGroup* tp_group_ = nullptr;
+  std::unique_ptr<TensorParallel> tp_;
+  int64_t tp_id_ = 0;
+  // The residual add after a token mixer or an MLP: residual += partial, summed over ranks
+  // first under tensor parallelism.
+  void add_residual(float* partial, int64_t tokens);
 };
 
 }  // namespace lowbit

@@ -8,6 +8,7 @@
 #include "models/decoder.h"
 #include "models/decoder_layer.h"
 #include "models/ops.h"
+#include "models/tensor_parallel.h"
 
 namespace lowbit {
 
@@ -40,7 +41,7 @@ void DecoderModel::prepare_recurrent(std::span<const SequenceChunk> batch, KvCac
 }
 
 int64_t DecoderModel::begin_batch(std::span<const SequenceChunk> batch, const KvCache& cache) {
-  const auto& c = config_;
+  const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t h = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim,
                 kv_dim = c.num_key_value_heads * c.head_dim;
@@ -82,6 +83,8 @@ int64_t DecoderModel::begin_batch(std::span<const SequenceChunk> batch, const Kv
 
   w.tokens = T;
   w.rows = rows;
+  w.extend = false;  // a prompt chunk (prefill/extend), as opposed to decode tokens and drafts
+  for (const auto& ch : batch) w.extend |= ch.tokens.size() > 1 && !ch.verify;
   grow(w.x, T * h);
   grow(w.xn, T * h);
   grow(w.tmp, T * h);
@@ -116,7 +119,7 @@ int64_t DecoderModel::begin_batch(std::span<const SequenceChunk> batch, const Kv
 }
 
 void DecoderModel::attention(const Layer& L, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool) {
-  const auto& c = config_;
+  const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim;
   const int64_t q_dim = nh * hd, kv_dim = nkv * hd, li = L.kv_layer;
@@ -198,7 +201,7 @@ void DecoderModel::attention(const Layer& L, std::span<const SequenceChunk> batc
 }
 
 void DecoderModel::moe(const Layer& L, ThreadPool& pool) {
-  const auto& c = config_;
+  const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t h = c.hidden_size, E = c.moe.num_experts, T = w.tokens;
   L.router->apply(w.xn.data(), h, T, w.router_logits.data(), E, pool);
@@ -222,7 +225,7 @@ void DecoderModel::moe(const Layer& L, ThreadPool& pool) {
 }
 
 void DecoderModel::run_layer(const Layer& L, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool) {
-  const auto& c = config_;
+  const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t h = c.hidden_size, inter = c.intermediate_size, T = w.tokens;
   const float eps = float(c.rms_norm_eps);
@@ -237,7 +240,7 @@ void DecoderModel::run_layer(const Layer& L, std::span<const SequenceChunk> batc
                            w.tmp.data());
   else
     attention(L, batch, cache, pool);
-  add_inplace(w.x.data(), w.tmp.data(), T * h);
+  add_residual(w.tmp.data(), T);
 
   norm_rows(L.post_attention_norm);
   if (L.experts) {
@@ -250,12 +253,19 @@ void DecoderModel::run_layer(const Layer& L, std::span<const SequenceChunk> batc
     });
     L.down_proj->apply(w.gate.data(), inter, T, w.tmp.data(), h, pool);
   }
-  add_inplace(w.x.data(), w.tmp.data(), T * h);
+  add_residual(w.tmp.data(), T);
+}
+
+void DecoderModel::add_residual(float* partial, int64_t tokens) {
+  if (tp_)
+    tp_->reduce_add(partial, ws_->x.data(), tokens, ws_->extend);
+  else
+    add_inplace(ws_->x.data(), partial, tokens * local_.hidden_size);
 }
 
 void DecoderModel::head(std::span<const SequenceChunk> batch, const std::vector<float>& norm, ThreadPool& pool,
                         std::vector<float>& logits, std::vector<float>* hidden) {
-  const auto& c = config_;
+  const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t h = c.hidden_size, T = w.tokens;
   const float eps = float(c.rms_norm_eps);
@@ -279,12 +289,21 @@ void DecoderModel::head(std::span<const SequenceChunk> batch, const std::vector<
     t += n;
   }
   grow(logits, w.rows * c.vocab_size);
+  if (tp_) {  // vocab-parallel head: this rank's columns of the logits, then gathered
+    const int64_t v = lm_head_->out_features();
+    grow(w.local_logits, w.rows * v);
+    lm_head_->apply(w.head_rows.data(), h, w.rows, w.local_logits.data(), v, pool);
+    tp_->gather_vocab(w.local_logits.data(), w.rows, logits);
+    return;
+  }
   lm_head_->apply(w.head_rows.data(), h, w.rows, logits.data(), c.vocab_size, pool);
 }
 
 void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
                            std::vector<float>& logits, std::vector<float>* hidden) {
   if (begin_batch(batch, cache) == 0) return;
+  // Rank 0 of a tensor-parallel job: the other ranks run this same step (after the checks).
+  if (tp_ && tp_group_->leader()) tp_group_->announce_forward(tp_id_, cache.tp_id(), batch);
   if (has_recurrent_state()) prepare_recurrent(batch, cache);
   for (const Layer& L : layers_) run_layer(L, batch, cache, pool);
   head(batch, final_norm_, pool, logits, hidden);
@@ -293,7 +312,7 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
 void DecoderModel::forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
                                ThreadPool& pool, std::vector<float>& logits) {
   if (!mtp_) fail("forward_mtp: the model was loaded without its MTP head");
-  const int64_t T = begin_batch(batch, cache), h = config_.hidden_size;
+  const int64_t T = begin_batch(batch, cache), h = local_.hidden_size;
   if (T == 0) return;
   for (const SequenceChunk& ch : batch)
     if (ch.verify) fail("forward_mtp: the MTP head takes no draft to verify");

@@ -54,6 +54,8 @@ struct DecoderModel::Workspace {
   std::vector<AttentionSeq> attn_seqs;    // per chunk of the batch
   AttentionWorkspace attn_ws;
   std::vector<float> head_rows;           // final-normed rows that need logits
+  std::vector<float> local_logits;        // tensor parallelism: this rank's vocab slice
+  bool extend = false;                    // the batch holds a prompt chunk
 };
 
 }  // namespace lowbit

@@ -68,6 +68,13 @@ class KvCache {
   const RecurrentStates& recurrent() const { return recurrent_; }
   void set_recurrent(RecurrentStates states) { recurrent_ = std::move(states); }
   size_t bytes_per_page() const { return bytes() / size_t(num_pages_); }
+  // Tensor parallelism: the id the other ranks know this cache by, and a handle whose last
+  // copy, when released, tells them to drop theirs.
+  int64_t tp_id() const { return tp_id_; }
+  void set_tp_handle(int64_t id, std::shared_ptr<void> handle) {
+    tp_id_ = id;
+    tp_handle_ = std::move(handle);
+  }
 
  private:
   // Index of the first element (or scale) of (layer, page, kv, head, pos 0).
@@ -82,6 +89,8 @@ class KvCache {
   };
   int64_t num_layers_, num_kv_heads_, head_dim_, num_pages_, page_size_;
   int page_shift_ = -1;
+  int64_t tp_id_ = 0;
+  std::shared_ptr<void> tp_handle_;
   DType dtype_;
   size_t elem_size_, data_bytes_;
   std::unique_ptr<uint8_t, Unmap> data_;  // anonymous mapping: page-aligned, zero pages until written

@@ -105,7 +105,14 @@ struct Engine::Impl {
       bool stop_now = false;
       {
         std::unique_lock lock(mu);
-        wake.wait(lock, [&] { return !inbox.empty() || !cancels.empty() || stopping || !scheduler.idle(); });
+        // Idle: wake every second so that a tensor-parallel rank 0 tells the other ranks it is
+        // alive (DecoderModel::idle; they end the job after a silence of 6 deadlines).
+        auto ready = [&] { return !inbox.empty() || !cancels.empty() || stopping || !scheduler.idle(); };
+        while (!wake.wait_for(lock, std::chrono::seconds(1), ready)) {
+          lock.unlock();
+          model.idle();
+          lock.lock();
+        }
         arrived.swap(inbox);
         cancelled.swap(cancels);
         queued += int64_t(arrived.size());  // still waiting, now on this thread

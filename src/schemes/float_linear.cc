@@ -13,7 +13,7 @@ constexpr int64_t kColumnGrain = 16;
 }  // namespace
 
 FloatLinear::FloatLinear(const LinearTensors& t, LinearShape shape, const CpuFeatures& cpu)
-    : weight_(t.weight), shape_(shape) {
+    : weight_(t.weight), storage_(t.storage), shape_(shape) {
   const auto& w = t.weight;
   if (w.dtype != DType::BF16 && w.dtype != DType::F16 && w.dtype != DType::F32)
     fail("{}: FLOAT linear weight must be BF16, F16 or F32, got {}", w.name, dtype_name(w.dtype));

@@ -33,6 +33,7 @@ class FloatLinear final : public LinearMethod {
 
  private:
   TensorView weight_;
+  std::shared_ptr<const void> storage_;  // keeps weight_ valid when it is not the checkpoint's
   LinearShape shape_;
   std::vector<float> bias_;  // empty when the layer has none
   const FloatGemmKernel* kernel_;

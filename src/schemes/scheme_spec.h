@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -86,6 +87,10 @@ struct LinearTensors {
   TensorView weight;
   std::optional<TensorView> bias;
   std::map<std::string, TensorView> extra;  // every other role, by canonical name
+  // Memory behind views that are not the checkpoint's own bytes (a tensor-parallel slice that
+  // had to be gathered, e.g. the K columns of a row-parallel weight). A scheme that reads its
+  // weight in place (FLOAT) keeps it alive; schemes that repack may let it go after load.
+  std::shared_ptr<const void> storage;
 
   const TensorView* find(const std::string& role) const {
     auto it = extra.find(role);

@@ -115,12 +115,12 @@ void bench_nextn(const BenchArgs& a, DecoderModel& model, const Tokenizer& token
 }
 
 BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const TokenSets& ids, ThreadPool& pool,
-                      const MachineLimits& limits, const Tokenizer* tokenizer) {
+                      const MachineLimits& limits, const Tokenizer* tokenizer, TpGroup* tp) {
   BenchRow row;
   row.scheme = scheme;
   const auto t_load = Clock::now();
   auto model = DecoderModel::load(a.load.model_path, {}, scheme == "none" || scheme == "bf16" ? "" : scheme,
-                                  a.load.draft_head());
+                                  a.load.draft_head(), tp);
   row.load_seconds = seconds_since(t_load);
   row.weight_bytes = double(model->weight_bytes());
   model->for_each_linear([&](const std::string&, std::unique_ptr<LinearMethod>& m) {
@@ -171,7 +171,7 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
   return row;
 }
 
-int run(const BenchArgs& a) {
+int run(const BenchArgs& a, TpGroup* tp) {
   if (a.prompt < 0 || a.gen < 0 || a.depth < 0) fail("bench: -p, -n and -d must be ≥ 0");
   if (a.prompt == 0 && a.gen == 0) fail("bench: nothing to measure (-p 0 and -n 0)");
   if (a.reps < 1) fail("bench: -r must be ≥ 1");
@@ -215,7 +215,7 @@ int run(const BenchArgs& a) {
   std::vector<BenchRow> rows;
   for (const std::string& scheme : schemes) {
     note(fmt::format("{}: loading and running {} repetitions", scheme, a.reps));
-    rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr));
+    rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr, tp));
     if (!a.json) print_row(stdout, setup, rows.back());
   }
   if (a.json) {
@@ -247,7 +247,9 @@ CommandFn add_bench_command(CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--no-warmup", a->no_warmup, "Skip the untimed warm-up prefill and decode step");
   app.add_flag("--json", a->json, "Print one JSON document instead of the table");
-  return [a] { return run(*a); };
+  return [a] {
+    return run_tensor_parallel(a->load.tp, a->load.threads, [&](TpGroup* tp) { return run(*a, tp); });
+  };
 }
 
 }  // namespace lowbit

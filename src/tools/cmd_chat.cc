@@ -39,8 +39,8 @@ void answer(ModelSession& s, const ChatArgs& a, nlohmann::json& messages) {
   messages.push_back({{"role", "assistant"}, {"content", r.text}});
 }
 
-int run(const ChatArgs& a) {
-  ModelSession s(a.load);
+int run(const ChatArgs& a, TpGroup* tp) {
+  ModelSession s(a.load, tp);
   nlohmann::json messages = nlohmann::json::array();
   if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
   if (!a.message.empty()) {
@@ -77,7 +77,9 @@ CommandFn add_chat_command(CLI::App& app) {
   app.add_option("--system", a->system, "System message");
   app.add_option("--message", a->message, "Answer this one message and exit");
   app.add_flag("--no-thinking", a->no_thinking, "Pass enable_thinking=false to the chat template");
-  return [a] { return run(*a); };
+  return [a] {
+    return run_tensor_parallel(a->load.tp, a->load.threads, [&](TpGroup* tp) { return run(*a, tp); });
+  };
 }
 
 }  // namespace lowbit

@@ -34,6 +34,8 @@ struct EvalArgs {
   int64_t ctx = 512, max_tokens = 0;
   int threads = 0;
   bool json = false, quiet = false;
+  TpCliOptions tp;
+  TpGroup* tp_group = nullptr;  // set on rank 0 of a tensor-parallel run
 };
 
 using Clock = std::chrono::steady_clock;
@@ -44,7 +46,7 @@ std::unique_ptr<DecoderModel> load_model(const std::filesystem::path& dir, const
   const auto t0 = Clock::now();
   ProgressBar bar("loading", !a.quiet && ::isatty(STDERR_FILENO));
   auto m = DecoderModel::load(
-      dir, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, quantization);
+      dir, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, quantization, {}, a.tp_group);
   bar.finish();
   if (!a.quiet)
     std::fprintf(stderr, "loaded %s in %.2f s: %s; %.1f MiB of weights\n", dir.c_str(), seconds_since(t0),
@@ -317,6 +319,7 @@ void add_common_options(CLI::App& cmd, EvalArgs& a) {
   cmd.add_option("--quantization", a.quantization, online_quantization_help() + "\n(kld: applies to --model-path only)");
   cmd.add_flag("--json", a.json, "Print one JSON object instead of a table");
   cmd.add_flag("--quiet,-q", a.quiet, "No load or progress lines on stderr");
+  add_tp_options(cmd, a.tp);
 }
 
 }  // namespace
@@ -348,7 +351,12 @@ CommandFn add_eval_command(CLI::App& app) {
       throw CLI::ValidationError("kld", "--model-path is required (unless only writing --save-base)");
     if (base_file->count() && quant->count() == 0) throw CLI::ValidationError("kld", "--base needs --model-path");
   });
-  return [a, ppl] { return ppl->parsed() ? run_ppl(*a) : run_kld(*a); };
+  return [a, ppl] {
+    return run_tensor_parallel(a->tp, a->threads, [&](TpGroup* tp) {
+      a->tp_group = tp;
+      return ppl->parsed() ? run_ppl(*a) : run_kld(*a);
+    });
+  };
 }
 
 }  // namespace lowbit

@@ -38,8 +38,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
-int run(const GenerateArgs& a) {
-  ModelSession s(a.load);
+int run(const GenerateArgs& a, TpGroup* tp) {
+  ModelSession s(a.load, tp);
   std::vector<int32_t> prompt;
   if (!a.prompt_ids.empty()) {
     prompt = parse_ids(a.prompt_ids);
@@ -124,7 +124,9 @@ CommandFn add_generate_command(CLI::App& app) {
     if (p->count() + m->count() + ids->count() == 0)
       throw CLI::ValidationError("generate", "one of --prompt, --messages or --prompt-ids is required");
   });
-  return [a] { return run(*a); };
+  return [a] {
+    return run_tensor_parallel(a->load.tp, a->load.threads, [&](TpGroup* tp) { return run(*a, tp); });
+  };
 }
 
 }  // namespace lowbit

@@ -82,7 +82,7 @@ void raise_open_file_limit() {
   }
 }
 
-int run(const ServeArgs& a) {
+int run(const ServeArgs& a, TpGroup* tp) {
   try {
     check_flags(a);
     a.load.draft_head();  // the speculative flags, before the model loads
@@ -91,7 +91,7 @@ int run(const ServeArgs& a) {
     return 2;
   }
   raise_open_file_limit();
-  ModelSession s(a.load);
+  ModelSession s(a.load, tp);
   const std::optional<ChatTemplate> tmpl = load_chat_template(a.load.model_path);
 
   EngineConfig ec;
@@ -177,7 +177,9 @@ CommandFn add_serve_command(CLI::App& app) {
   app.add_flag("--disable-radix-cache", a->disable_radix_cache, "Do not share KV pages between requests with a common prefix");
   app.add_option("--reasoning-parser", a->reasoning_parser, "qwen3: return <think>…</think> as reasoning_content");
   app.add_option("--tool-call-parser", a->tool_call_parser, "qwen25: return <tool_call> JSON as OpenAI tool_calls");
-  return [a] { return run(*a); };
+  return [a] {
+    return run_tensor_parallel(a->load.tp, a->load.threads, [&](TpGroup* tp) { return run(*a, tp); });
+  };
 }
 
 }  // namespace lowbit

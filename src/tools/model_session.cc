@@ -41,6 +41,7 @@ void add_load_options(CLI::App& app, LoadOptions& o) {
                  "generate/chat: draft only while the measured acceptance and step times say it pays (false: "
                  "every step)")
       ->capture_default_str();
+  add_tp_options(app, o.tp);
   add_numeric_policy_options(app);
 }
 
@@ -96,14 +97,14 @@ void add_sampling_options(CLI::App& app, SamplingOptions& o) {
   app.add_flag("--ignore-eos", o.ignore_eos, "Do not stop at the model's end-of-sequence tokens");
 }
 
-ModelSession::ModelSession(const LoadOptions& o)
+ModelSession::ModelSession(const LoadOptions& o, TpGroup* tp)
     : pool_(o.threads), tokenizer_(Tokenizer::from_dir(o.model_path)), model_path_(o.model_path) {
   const auto t0 = std::chrono::steady_clock::now();
   chat_template_ = ChatTemplate::from_model_dir(o.model_path);
   ProgressBar bar("loading", !o.quiet && ::isatty(STDERR_FILENO));
   model_ = DecoderModel::load(
       o.model_path, [&](int64_t done, int64_t total) { bar.update(done, total, "layers"); }, o.quantization,
-      o.draft_head());
+      o.draft_head(), tp);
   bar.finish();
   generator_ = std::make_unique<Generator>(
       *model_, tokenizer_, pool_, 512,

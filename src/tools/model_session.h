@@ -16,6 +16,7 @@
 #include "models/decoder.h"
 #include "runtime/generator.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/tp_launch.h"
 
 namespace lowbit {
 
@@ -30,6 +31,7 @@ struct LoadOptions {
   int speculative_num_steps = 1, speculative_eagle_topk = 1, speculative_num_draft_tokens = 2;
   std::filesystem::path speculative_draft_model_path;
   bool speculative_adaptive = true;  // generate: draft only while it pays (runtime/spec_governor.h)
+  TpCliOptions tp;                   // --tp-size, --quantize-tp-communications
   // Throws Error naming the flag when the combination is not one we run.
   DraftHeadOptions draft_head() const;
 };
@@ -56,7 +58,8 @@ class ModelSession {
  public:
   // Loads tokenizer, chat template (if the folder has one) and model, with a progress bar on
   // a terminal and a one-line summary otherwise.
-  explicit ModelSession(const LoadOptions& options);
+  // `tp`: this rank's tensor-parallel group (rank 0), null for one process.
+  explicit ModelSession(const LoadOptions& options, TpGroup* tp = nullptr);
 
   const Tokenizer& tokenizer() const { return tokenizer_; }
   DecoderModel& model() { return *model_; }
