@@ -132,7 +132,8 @@ bool g_we_initialised = false;
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(std::chrono::milliseconds timeout, bool polled) : timeout_(timeout), polled_(polled) {
+  MpiCommunicator(std::chrono::milliseconds timeout, bool polled, bool recoverable)
+      : timeout_(timeout), polled_(polled || recoverable), recoverable_(recoverable) {
     int initialised = 0;
     MPI_Initialized(&initialised);
     if (!initialised) {
@@ -233,6 +234,7 @@ class MpiCommunicator final : public Communicator {
   // shared memory. Without a deadline (timeout ≤ 0): blocking, unwatched.
   template <class Blocking, class Start>
   void run(const char* what, int64_t bytes, Blocking blocking, Start start) {
+    if (failed_) throw CommFailure(fmt::format("{}: an earlier collective of this job failed", what));
     if (timeout_.count() <= 0) {
       check(blocking(), what, bytes);
     } else if (polled_) {
@@ -253,7 +255,13 @@ class MpiCommunicator final : public Communicator {
     int len = 0;
     MPI_Error_string(rc, text, &len);
     // A failed collective leaves the peers waiting in it: only the whole job can stop.
-    abort(fmt::format("{} of {} bytes failed: {}", what, bytes, std::string(text, size_t(len))));
+    fail_collective(fmt::format("{} of {} bytes failed: {}", what, bytes, std::string(text, size_t(len))));
+  }
+
+  [[noreturn]] void fail_collective(const std::string& message) {
+    if (!recoverable_) abort(message);
+    failed_ = true;
+    throw CommFailure(fmt::format("rank {} of {}: {}", rank_, size_, message));
   }
 
   // Polls `req` until done. Spins first (the common, fast case), then yields the core (ranks
@@ -268,8 +276,8 @@ class MpiCommunicator final : public Communicator {
       if (polls < 256) continue;
       const auto waited = Clock::now() - start;
       if (timeout_.count() > 0 && waited > timeout_)
-        abort(fmt::format("{} of {} bytes did not complete within {} ms: a peer rank died or hangs; aborting the job",
-                          what, bytes, timeout_.count()));
+        fail_collective(fmt::format("{} of {} bytes did not complete within {} ms: a peer rank died or hangs",
+                                    what, bytes, timeout_.count()));
       if (waited > std::chrono::milliseconds(50))
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       else
@@ -280,8 +288,12 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::chrono::milliseconds timeout_;
-  const bool polled_;
+  const bool polled_, recoverable_;
+  bool failed_ = false;
   std::unique_ptr<Watchdog> watchdog_;  // blocking mode only
+
+ public:
+  bool failed() const override { return failed_; }
 };
 
 std::chrono::milliseconds default_timeout(int64_t option_ms) {
@@ -306,7 +318,7 @@ std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options) {
   }
   if (mode != "blocking" && mode != "polled")
     fail("dist collectives {:?} (MpiOptions or LOWBIT_DIST_COLLECTIVES): expected blocking or polled", mode);
-  return std::make_unique<MpiCommunicator>(default_timeout(options.timeout_ms), mode == "polled");
+  return std::make_unique<MpiCommunicator>(default_timeout(options.timeout_ms), mode == "polled", options.recoverable);
 }
 
 std::unique_ptr<Communicator> make_single_rank_communicator() { return std::make_unique<SingleRankCommunicator>(); }

@@ -37,6 +37,8 @@ DecoderModel::~DecoderModel() {
   if (tp_ && tp_group_->leader()) tp_group_->announce_unload(tp_id_);
 }
 
+bool DecoderModel::failed() const { return tp_ && tp_group_->comm().failed(); }
+
 void DecoderModel::idle() {
   if (tp_ && tp_group_->leader()) tp_group_->heartbeat();
 }

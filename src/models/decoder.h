@@ -81,6 +81,9 @@ class DecoderModel {
 
   // Tensor parallelism: null for one process.
   const TensorParallel* tensor_parallel() const { return tp_.get(); }
+  // A collective of the tensor-parallel job failed (a rank died or hangs): the model cannot run
+  // another step. Only with a recoverable communicator; otherwise the job has already ended.
+  bool failed() const;
   // Rank 0 of a tensor-parallel job, idle: keeps the other ranks' deadline from expiring. Call
   // at least every second while no forward runs (the serving engine does); no-op otherwise.
   void idle();

@@ -1,5 +1,6 @@
 #include "models/tp_group.h"
 
+#include <csignal>
 #include <cstring>
 #include <map>
 
@@ -46,8 +47,8 @@ struct Header {
 };
 }  // namespace
 
-TpGroup::TpGroup(std::shared_ptr<dist::Communicator> comm, TpCompression compression)
-    : comm_(std::move(comm)), compression_(compression) {
+TpGroup::TpGroup(std::shared_ptr<dist::Communicator> comm, TpCompression compression, bool heartbeats)
+    : comm_(std::move(comm)), compression_(compression), heartbeats_(heartbeats) {
   if (compression_ != TpCompression::Off && comm_->size() < 2)
     fail("--quantize-tp-communications needs --tp-size of at least 2 (there is no all-reduce to compress)");
 }
@@ -55,6 +56,9 @@ TpGroup::TpGroup(std::shared_ptr<dist::Communicator> comm, TpCompression compres
 TpGroup::~TpGroup() = default;
 
 void TpGroup::send(const Message& m) {
+  // After a failed collective there is nobody to tell (and destructors announce too): the next
+  // collective of a forward step throws instead.
+  if (comm_->failed()) return;
   Header h{int64_t(m.op), m.model, m.cache, {m.args[0], m.args[1], m.args[2]}, int64_t(m.text[0].size()),
            int64_t(m.text[1].size()), int64_t(m.chunk_fields.size() / kChunkFields), int64_t(m.ids.size())};
   comm_->broadcast(&h, sizeof h, 0);
@@ -163,6 +167,11 @@ void TpGroup::stop() {
 }
 
 void TpGroup::run_follower(ThreadPool& pool) {
+  // Rank 0 alone decides when the job ends (mpirun passes a SIGINT/SIGTERM to every rank: a
+  // server then drains its requests, which needs these ranks until it says stop).
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
+  std::signal(SIGUSR1, SIG_IGN);  // the launcher's stop signal, for rank 0
   std::map<int64_t, std::unique_ptr<DecoderModel>> models;
   std::map<int64_t, KvCache> caches;
   std::vector<SequenceChunk> batch;
@@ -175,7 +184,7 @@ void TpGroup::run_follower(ThreadPool& pool) {
   // Waiting for the next call may take longer than a collective (rank 0 measures bandwidth,
   // reads a file, tokenizes), up to 6 deadlines; a serving rank 0 sends heartbeats when idle.
   const auto deadline = comm_->timeout();
-  const auto wait = deadline * 6;
+  const auto wait = heartbeats_ ? deadline : deadline * 6;
   for (;;) {
     if (deadline.count() > 0) comm_->set_timeout(wait);
     Message m = receive();

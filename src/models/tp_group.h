@@ -6,9 +6,8 @@
 // tokenizer: rank 0's decisions are the only ones (a sampler seeded per process, or a clock,
 // could never make two ranks disagree about a batch).
 //
-// A follower waits for the next call up to 6 × the communicator's deadline (60 s), and a
-// leader that is idle (a server without requests) sends a heartbeat every second
-// (DecoderModel::idle). A leader or follower that dies ends the job: mpirun takes the others
+// A follower waits for the next call up to one deadline (10 s) when rank 0 is a server, which
+// sends a heartbeat every second while idle (DecoderModel::idle), else up to six. A leader or follower that dies ends the job: mpirun takes the others
 // down, or the next collective's watchdog does.
 #pragma once
 
@@ -40,7 +39,10 @@ const char* tp_compression_name(TpCompression c);
 
 class TpGroup {
  public:
-  TpGroup(std::shared_ptr<dist::Communicator> comm, TpCompression compression);
+  // `heartbeats`: rank 0 is a server, idle at most a second between calls (DecoderModel::idle),
+  // so the other ranks wait for a call no longer than one deadline; otherwise up to six (rank 0
+  // of a command may measure bandwidth or read files between calls).
+  TpGroup(std::shared_ptr<dist::Communicator> comm, TpCompression compression, bool heartbeats = false);
   ~TpGroup();
 
   dist::Communicator& comm() { return *comm_; }
@@ -74,6 +76,7 @@ class TpGroup {
 
   std::shared_ptr<dist::Communicator> comm_;
   TpCompression compression_;
+  bool heartbeats_;
   int64_t next_id_ = 1;
   bool stopped_ = false;
 };

@@ -93,8 +93,10 @@ struct Engine::Impl {
   uint64_t next_id = 1;
   std::thread thread;
 
+  std::function<void(const std::string&)> on_fatal;
+
   Impl(DecoderModel& m, const Tokenizer& t, ThreadPool& pool, const EngineConfig& c, int64_t pages)
-      : model(m), tokenizer(t), scheduler(m, pool, c, pages) {
+      : model(m), tokenizer(t), scheduler(m, pool, c, pages), on_fatal(c.on_fatal) {
     scheduler.fill_stats(stats);
   }
 
@@ -125,6 +127,18 @@ struct Engine::Impl {
         scheduler.step();
       } catch (const std::exception& e) {
         scheduler.abort_all("error", std::string("engine step failed: ") + e.what());
+        if (model.failed()) {  // no further step can run: stop taking requests, end the loop
+          std::vector<std::unique_ptr<Sequence>> late;
+          {
+            std::lock_guard lock(mu);
+            stopping = true;
+            late.swap(inbox);
+          }
+          for (auto& s : late) scheduler.add(std::move(s));
+          scheduler.abort_all("error", std::string("engine stopped: ") + e.what());
+          if (on_fatal) on_fatal(e.what());
+          break;
+        }
       }
       std::lock_guard lock(mu);
       scheduler.fill_stats(stats);

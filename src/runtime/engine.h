@@ -41,6 +41,10 @@ struct EngineConfig {
   bool enable_prefix_cache = true;
   int64_t page_size = 32;              // tokens per KV page (power of two, multiple of 32)
   int64_t max_queued_requests = 4096;  // submit() beyond this throws EngineBusy (HTTP 503)
+  // Called once, on the engine thread, when the model can run no more steps (a tensor-parallel
+  // rank died: DecoderModel::failed()), after every request got its error. The engine then
+  // stops; a server should exit non-zero.
+  std::function<void(const std::string& message)> on_fatal;
 };
 
 struct EngineRequest {

@@ -169,8 +169,12 @@ HttpServer::HttpServer(HttpServerConfig config) : config_(std::move(config)) {
                                      : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   sigint_ = evsignal_new(base_, SIGINT, on_signal, this);
   sigterm_ = evsignal_new(base_, SIGTERM, on_signal, this);
+  // SIGUSR1 too: under mpirun (tensor parallelism) the launcher turns SIGINT/SIGTERM into the
+  // SIGUSR1 that mpirun forwards to every rank (its own SIGTERM would end the job at once).
+  sigusr1_ = evsignal_new(base_, SIGUSR1, on_signal, this);
   event_add(sigint_, nullptr);
   event_add(sigterm_, nullptr);
+  event_add(sigusr1_, nullptr);
   tick_ = event_new(base_, -1, EV_PERSIST, on_tick, this);
   timeval tv{0, 200 * 1000};
   event_add(tick_, &tv);
@@ -188,6 +192,7 @@ HttpServer::~HttpServer() {
   if (tick_) event_free(tick_);
   if (sigint_) event_free(sigint_);
   if (sigterm_) event_free(sigterm_);
+  if (sigusr1_) event_free(sigusr1_);
   if (http_) evhttp_free(http_);
   if (base_) event_base_free(base_);
 }

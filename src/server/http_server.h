@@ -115,6 +115,7 @@ class HttpServer {
   evhttp_bound_socket* socket_ = nullptr;
   event* sigint_ = nullptr;
   event* sigterm_ = nullptr;
+  event* sigusr1_ = nullptr;
   event* tick_ = nullptr;
   int port_ = 0;
   bool draining_ = false, forced_ = false;

@@ -18,6 +18,7 @@
 #include "kernels/kernel_report.h"
 #include "io/model_config.h"
 #include "models/decoder.h"
+#include "models/tensor_parallel.h"
 #include "runtime/generator.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/bench/bench_report.h"
@@ -148,12 +149,23 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
     if (a.prompt > 0) prefill();
     if (a.gen > 0) forward(ids.gen, 0, 1, a.depth);
   }
-  std::vector<double> pp, tg;
+  std::vector<double> pp, tg, pp_reduce_seconds;
+  const TensorParallel* tp_model = model->tensor_parallel();
+  if (tp_model && a.prompt > 0) row.tp.emplace().setting = tp_model->describe();
   for (int r = 0; r < a.reps; ++r) {
     if (a.prompt > 0) {
+      const TpCounters before = tp_model ? tp_model->counters() : TpCounters{};
       const auto t0 = Clock::now();
       prefill();
       pp.push_back(double(a.prompt) / seconds_since(t0));
+      if (row.tp) {  // counters are cumulative since load: keep this prefill's share
+        const TpCounters& after = tp_model->counters();
+        row.tp->fp32 = after.fp32 - before.fp32;
+        row.tp->int8_allgather = after.int8_allgather - before.int8_allgather;
+        row.tp->int8_rs_ag = after.int8_rs_ag - before.int8_rs_ag;
+        row.tp->bytes = after.bytes_sent - before.bytes_sent;
+        pp_reduce_seconds.push_back(after.seconds - before.seconds);
+      }
     }
     if (a.gen > 0) {
       const auto t0 = Clock::now();
@@ -162,6 +174,7 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
     }
   }
   row.prefill_tps = summarize(pp);
+  if (row.tp) row.tp->seconds = summarize(pp_reduce_seconds);
   row.decode_tps = summarize(tg);
   row.prefill_ops = prefill_ops_per_token(*model, a.depth, a.prompt);
   row.decode_bytes = decode_bytes_per_token(*model, row.kv_element_bytes, a.depth, a.gen);

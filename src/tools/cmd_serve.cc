@@ -1,7 +1,9 @@
 // lowbit serve: the OpenAI-compatible server (src/server/) on one model, with SGLang's flag
 // names where the meaning is the same. Prints the effective configuration, serves until
 // SIGINT/SIGTERM, drains, exits 0. Invalid or contradictory flags: a message and exit 2.
+#include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -104,6 +106,12 @@ int run(const ServeArgs& a, TpGroup* tp) {
   if (a.max_queued_requests) ec.max_queued_requests = *a.max_queued_requests;
   if (a.max_step_slowdown) ec.max_step_slowdown = *a.max_step_slowdown;
   ec.enable_prefix_cache = !a.disable_radix_cache;
+  // A tensor-parallel rank died: every request has its error; stop serving (as SIGTERM does,
+  // through the HTTP loop's own signal handler) and exit non-zero below.
+  ec.on_fatal = [](const std::string& message) {
+    std::fprintf(stderr, "serve: the model cannot run any more steps (%s); shutting down\n", message.c_str());
+    ::kill(::getpid(), SIGTERM);
+  };
   std::unique_ptr<Engine> engine;
   try {
     engine = std::make_unique<Engine>(s.model(), s.tokenizer(), s.pool(), ec);
@@ -146,6 +154,10 @@ int run(const ServeArgs& a, TpGroup* tp) {
   server->run();
   server.reset();  // shuts the engine down first: no sink outlives the server
   engine.reset();
+  if (s.model().failed()) {
+    std::fprintf(stderr, "serve: stopped after a tensor-parallel failure\n");
+    return 1;
+  }
   std::fprintf(stderr, "serve: stopped\n");
   return 0;
 }
@@ -178,6 +190,7 @@ CommandFn add_serve_command(CLI::App& app) {
   app.add_option("--reasoning-parser", a->reasoning_parser, "qwen3: return <think>…</think> as reasoning_content");
   app.add_option("--tool-call-parser", a->tool_call_parser, "qwen25: return <tool_call> JSON as OpenAI tool_calls");
   return [a] {
+    a->load.tp.recoverable = true;  // a dead rank: answer in-flight requests with an error, then exit
     return run_tensor_parallel(a->load.tp, a->load.threads, [&](TpGroup* tp) { return run(*a, tp); });
   };
 }

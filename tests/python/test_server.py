@@ -26,10 +26,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+# LOWBIT_TEST_SERVE_ARGS adds flags to every server of this suite: CTest runs it a second time
+# as python_server_tp2 with "--tp-size 2" (two ranks of one thread each on a 2-core machine).
+SERVE_ARGS = os.environ.get("LOWBIT_TEST_SERVE_ARGS", "").split()
+
+
 class Server:
     def __init__(self, model_dir, *extra, threads=2, startup_timeout=120):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        if "--tp-size" in SERVE_ARGS:
+            threads = 1
+        extra = (*SERVE_ARGS, *extra)
         self.proc = subprocess.Popen(
             [str(LOWBIT), "serve", "--model-path", str(model_dir), "--port", str(self.port), "--threads", str(threads),
              *map(str, extra)],

@@ -21,6 +21,7 @@ What is compared, and why these bounds.
     the spec's per-element error: s/2 per rank per element with s = max|row|/127, so KL stays in
     the 1e-3 range on the random model; a wrong scale or a dropped rank gives KL of nats.
 """
+import http.client
 import json
 import os
 import subprocess
@@ -142,3 +143,73 @@ def test_refusals_name_the_cause(smollm2_dir):
     # 3 ranks of 3 heads put a boundary at column 192 of o_proj, inside a 128-column group.
     assert "column 192 of o_proj" in fails("--tp-size", 3, "--quantization", "w4a16")
     assert "is not one of" in fails("--tp-size", 2, "--quantize-tp-communications", "fast")
+
+
+def rank_pids(launcher_pid):
+    """{rank: pid} of the lowbit processes mpirun started for this launcher."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"OMPI_COMM_WORLD_RANK=" not in b"\0".join(env) or b"serve" not in cmd:
+            continue
+        vals = dict(e.split(b"=", 1) for e in env if b"=" in e)
+        if vals.get(b"LOWBIT_TP_LAUNCHER") == str(launcher_pid).encode():
+            out[int(vals[b"OMPI_COMM_WORLD_RANK"])] = int(pid)
+    return out
+
+
+@pytest.mark.parametrize("victim", [1, 0])
+def test_serve_answers_error_and_exits_when_a_rank_dies(smollm2_dir, victim):
+    """A rank killed mid-request. Rank 1: the streaming client gets an error event and the server
+    exits non-zero within the 10 s collective deadline (+ slack). Rank 0 (the server itself): the
+    client's connection drops, and rank 1 notices within the deadline and ends the job. Either way
+    no rank is left behind."""
+    from test_server import Server
+    s = Server(smollm2_dir, "--tp-size", 2, threads=1)
+    try:
+        ranks = rank_pids(s.proc.pid)
+        assert sorted(ranks) == [0, 1], ranks
+        events, errors = [], []
+
+        def stream():
+            try:
+                status, _, body = s.request("POST", "/v1/completions", {
+                    "prompt": "Once upon a time", "max_tokens": 4000, "temperature": 0, "ignore_eos": True,
+                    "stream": True}, timeout=60)
+            except (OSError, http.client.HTTPException) as e:  # rank 0 killed: no reply at all
+                errors.append(repr(e))
+                return
+            for line in body.decode().splitlines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    (errors if '"error"' in line else events).append(line)
+
+        import threading
+        t = threading.Thread(target=stream)
+        t.start()
+        deadline = time.time() + 30
+        while not s.metrics().get("sglang:num_running_reqs") and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a few tokens out
+        killed_at = time.time()
+        os.kill(ranks[victim], 9)
+        t.join(timeout=60)
+        assert not t.is_alive()
+        code = s.proc.wait(timeout=30)
+        took = time.time() - killed_at
+        print(f"rank {victim} killed: {len(events)} tokens streamed, then {errors[:1]}; server exited {code} after "
+              f"{took:.1f} s")
+        if victim == 0:
+            assert errors and code != 0 and took < 20
+        else:
+            assert events and errors and "did not complete within" in errors[0]
+            assert code != 0 and took < 20
+        assert not any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
+                       for p in ranks.values())
+    finally:
+        s.kill()

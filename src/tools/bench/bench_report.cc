@@ -26,7 +26,9 @@ std::string percent(double fraction, const char* of) {
   return of ? fmt::format("{:.1f} % {}", 100.0 * fraction, of) : fmt::format("{:.1f} %", 100.0 * fraction);
 }
 
-nlohmann::json stats_json(const Stats& s) { return {{"min", s.min}, {"median", s.median}, {"max", s.max}}; }
+nlohmann::json stats_json(const Stats& s) {
+  return {{"min", s.min}, {"median", s.median}, {"max", s.max}, {"samples", s.samples}};
+}
 
 // Column widths of the table (text after the leading "| ").
 constexpr int kScheme = 10, kWeights = 11, kTps = 27, kPpRoof = 18, kMiBTok = 9, kTgRoof = 11;
@@ -101,6 +103,15 @@ void print_footer(std::FILE* out, const std::vector<BenchRow>& rows) {
     fmt::print(out, "{}: {}; KV cache {:g} bytes/element; loaded in {:.2f} s\n", r.scheme, r.linear,
                r.kv_element_bytes, r.load_seconds);
   for (const BenchRow& r : rows) {
+    if (!r.tp) continue;
+    const TpPrefillComm& t = *r.tp;
+    fmt::print(out,
+               "{}: {}\n  per prefill: all-reduces fp32 {}, int8-allgather {}, int8-rs-ag {}; {:.2f} MiB sent per "
+               "rank; {:.1f} / {:.1f} / {:.1f} ms in all-reduce (min/med/max, rank 0)\n",
+               r.scheme, t.setting, t.fp32, t.int8_allgather, t.int8_rs_ag, t.bytes / kMiB, 1e3 * t.seconds.min,
+               1e3 * t.seconds.median, 1e3 * t.seconds.max);
+  }
+  for (const BenchRow& r : rows) {
     if (r.nextn_acceptance < 0) continue;
     const auto& p = r.plain_generate_tps;
     const auto& n = r.nextn_generate_tps;
@@ -174,6 +185,13 @@ nlohmann::json bench_json(const BenchSetup& s, const std::vector<BenchRow>& rows
           {"roofline_tokens_per_s", r.decode_roofline_tps},
           {"roofline_fraction", frac(r.decode_fraction)}}},
     });
+    if (r.tp)
+      jrows.back()["tensor_parallel"] = {
+          {"setting", r.tp->setting},
+          {"prefill_all_reduces",
+           {{"fp32", r.tp->fp32}, {"int8_allgather", r.tp->int8_allgather}, {"int8_rs_ag", r.tp->int8_rs_ag}}},
+          {"prefill_bytes_per_rank", r.tp->bytes},
+          {"prefill_all_reduce_seconds", stats_json(r.tp->seconds)}};
     if (r.nextn_acceptance >= 0)
       jrows.back()["nextn"] = {{"generate_tokens_per_s", stats_json(r.nextn_generate_tps)},
                                {"plain_generate_tokens_per_s", stats_json(r.plain_generate_tps)},

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,15 @@ struct BenchSetup {
   MachineLimits limits;
 };
 
+// A tensor-parallel model's all-reduces during one timed prefill (its cumulative counters
+// differenced around each prefill). With `auto`, the counts by method are what it chose.
+struct TpPrefillComm {
+  std::string setting;  // TensorParallel::describe(): ranks, split, compression (auto: what it measured)
+  int64_t fp32 = 0, int8_allgather = 0, int8_rs_ag = 0;  // all-reduces per prefill, by method
+  double bytes = 0;                                       // sent per rank per prefill, as the spec counts them
+  Stats seconds;  // in all-reduces per prefill, rank 0's wall time (includes waiting for the slower rank)
+};
+
 struct BenchRow {
   std::string scheme, linear;  // linear: the first layer's LinearMethod::describe()
   double weight_bytes = 0, load_seconds = 0, kv_element_bytes = 0;
@@ -39,6 +49,7 @@ struct BenchRow {
   // every-step runs (< 0: not run).
   Stats plain_generate_tps, nextn_generate_tps, adaptive_generate_tps;
   double nextn_acceptance = -1;
+  std::optional<TpPrefillComm> tp;  // set when the model is tensor-parallel and -p > 0
 };
 
 // Fills the roofline fields of `row` from its costs and the measured limits.

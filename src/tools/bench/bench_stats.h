@@ -8,12 +8,14 @@ namespace lowbit {
 
 struct Stats {
   double min = 0, median = 0, max = 0;
+  std::vector<double> samples;  // in measurement order (--json lists them, so runs can be pooled)
 };
 
 // Median of an even count is the mean of the middle two. Empty input gives zeros.
 inline Stats summarize(std::vector<double> v) {
   Stats s;
   if (v.empty()) return s;
+  s.samples = v;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   s.min = v.front();
