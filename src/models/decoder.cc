@@ -59,6 +59,11 @@ std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& di
   std::unique_ptr<DecoderModel> model(new DecoderModel(std::move(config), std::move(checkpoint)));
   if (tp) {
     if (draft.load) fail("--speculative-algorithm with --tp-size {}: speculative decoding is single-process only", tp->size());
+    for (const std::string& name : model->checkpoint_->names())
+      if (name.ends_with("mlp.experts.gate_up_proj"))
+        fail("--tp-size {}: {} stores its experts as fused 3-D tensors ('{}', transformers 5's layout), which tensor "
+             "parallelism does not split yet; per-expert tensors (experts.E.gate_proj.weight, ...) do",
+             tp->size(), dir.string(), name);
     model->tp_group_ = tp;
     model->tp_id_ = tp_id;
     model->tp_ = std::make_unique<TensorParallel>(*tp, model->config_, online ? *online : *format);

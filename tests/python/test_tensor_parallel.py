@@ -65,6 +65,25 @@ def test_float_random_qwen3_matches_one_process(random_qwen3, tmp_path, tp):
     assert d["kl"]["mean"] <= 1e-5 and d["same_top"] >= 0.995
 
 
+@pytest.fixture(scope="module")
+def random_qwen3_moe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("moe")
+    run([sys.executable, REPO / "tools/prepare/make_random_qwen3_moe.py", "--out", d, "--hidden", 256, "--layers", 2,
+         "--heads", 4, "--kv-heads", 2, "--head-dim", 64, "--experts", 8, "--top-k", 2, "--moe-intermediate", 256,
+         "--intermediate", 512, "--vocab", 151936])
+    return d
+
+
+@pytest.mark.parametrize("tp", [2, 4])
+def test_moe_experts_shard_per_expert(random_qwen3_moe, tmp_path, tp):
+    """Every expert's gate/up rows and down columns split like a dense MLP; the router is
+    replicated and each rank sums its experts' partial outputs before the one all-reduce."""
+    base = save_base(random_qwen3_moe, tmp_path / "tp1.bin")
+    d = kld(random_qwen3_moe, base, "--tp-size", tp)
+    print(f"Qwen3-MoE tp{tp}: KL mean {d['kl']['mean']:.3g} same top {d['same_top']:.4f}")
+    assert d["kl"]["mean"] <= 1e-5 and d["same_top"] >= 0.995
+
+
 def test_float_smollm2_matches_one_process(smollm2_dir, tmp_path):
     """9 query heads in 3 GQA groups: TP=2 deals whole groups (6 + 3 heads)."""
     base = save_base(smollm2_dir, tmp_path / "tp1.bin")
