@@ -62,6 +62,8 @@ ct-w4a16-g32 compressed-tensors W4A16 --group-size 32
 ct-w4a16-asym-g32 compressed-tensors W4A16_ASYM --group-size 32
 ct-fp8-dynamic compressed-tensors FP8_DYNAMIC
 ms-w8a8-static msmodelslim W8A8 --calib models/kld/calib-tail.txt --calib-tokens 4096
+ms-w8a8-static-smooth msmodelslim W8A8 --calib models/kld/calib-tail.txt --calib-tokens 4096 --smooth auto
+ct-w8a8-static-smooth compressed-tensors W8A8_STATIC --calib models/kld/calib-tail.txt --calib-tokens 4096 --smooth auto
 awq-w4a16-g32 awq W4A16 --group-size 32
 LIST
 while read -r name scheme extra; do

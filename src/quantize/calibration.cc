@@ -17,17 +17,23 @@ ObservingLinear::ObservingLinear(std::unique_ptr<LinearMethod> inner, LayerCalib
                                  int64_t max_rows)
     : inner_(std::move(inner)), stats_(stats), stride_(std::max<int64_t>(1, stride)), max_rows_(max_rows) {
   stats_.k = inner_->in_features();
+  stats_.ch_min.assign(size_t(stats_.k), std::numeric_limits<float>::infinity());
+  stats_.ch_max.assign(size_t(stats_.k), -std::numeric_limits<float>::infinity());
   stats_.sample.reserve(size_t(max_rows_ * stats_.k));
 }
 
 void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
   const int64_t k = stats_.k;
   float call_min = std::numeric_limits<float>::infinity(), call_max = -call_min;
+  float* ch_min = stats_.ch_min.data();
+  float* ch_max = stats_.ch_max.data();
   for (int64_t r = 0; r < m; ++r) {
     const float* row = x + r * ldx;
     for (int64_t i = 0; i < k; ++i) {
       call_min = std::min(call_min, row[i]);
       call_max = std::max(call_max, row[i]);
+      ch_min[i] = std::min(ch_min[i], row[i]);
+      ch_max[i] = std::max(ch_max[i], row[i]);
     }
     if (stats_.rows_seen % stride_ == 0 && stats_.sample_rows() < max_rows_)
       stats_.sample.insert(stats_.sample.end(), row, row + k);

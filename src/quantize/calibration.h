@@ -1,7 +1,10 @@
 // Calibration for `lowbit quantize`: runs the FLOAT model over calibration tokens and
 // observes the input of every linear layer through an observing LinearMethod decorator
 // (installed with DecoderModel::for_each_linear): the running min/max (static activation
-// scales) and a bounded, evenly spread sample of input rows (the output-error report).
+// scales), the same per input channel (SmoothQuant: the range of x / s for any smoothing
+// vector s is exactly [min_j ch_min_j / s_j, max_j ch_max_j / s_j], so one pass serves both
+// its α search and the final scales) and a bounded, evenly spread sample of input rows
+// (the output-error report and the α search).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +30,7 @@ struct LayerCalib {
   // 0.719 for llm-compressor, 0.768 with its moving average over our order, 0.838 with the
   // absolute min/max). msmodelslim W8A8 keeps the absolute min/max, as its writer does.
   float mean_min = 0, mean_max = 0;
+  std::vector<float> ch_min, ch_max;  // [k] per input channel, over every row seen
   int64_t calls = 0;
   int64_t rows_seen = 0;
   int64_t k = 0;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "io/json_util.h"
 #include "io/model_config.h"
@@ -67,6 +68,27 @@ std::map<std::string, IntGrid> gptq_grids(const QuantPlan& plan, const Checkpoin
   return grids;
 }
 
+// --smooth's checks, before any work, and its groups (s chosen after calibration).
+SmoothPlan smoothing_plan(const QuantizeOptions& o, const ModelConfig& config, const Checkpoint& ckpt,
+                          const QuantPlan& plan, bool have_calib) {
+  if (!have_calib)
+    fail("--smooth needs calibration data (per-channel activation ranges and sample rows): pass --calib FILE (text) "
+         "or --calib-ids FILE (JSON token ids)");
+  if (o.algorithm == Algorithm::Gptq)
+    fail("--smooth with --algorithm gptq is not supported: GPTQ's sequential pass runs the checkpoint's own "
+         "(unsmoothed) weights and norms; use --smooth with --algorithm rtn");
+  if (config.arch != Architecture::Llama && config.arch != Architecture::Qwen3)
+    fail("--smooth: {} is not supported (dense Llama and Qwen3 only: the fold needs plain RMSNorm weights before "
+         "q/k/v and gate/up)",
+         config.architecture_name);
+  SmoothPlan sp = smoothing_groups(plan, config, [&](const std::string& p) { return ckpt.has(p + ".bias"); });
+  if (sp.groups.empty())
+    fail("--smooth applies to int8 schemes with static activation scales (msmodelslim W8A8, compressed-tensors "
+         "W8A8_STATIC, W8A8_STATIC_ASYM); dynamic-activation schemes need no smoothing of a static range{}",
+         sp.skipped.empty() ? std::string() : fmt::format(" ({})", sp.skipped.front()));
+  return sp;
+}
+
 bool uses_g_idx(const QuantizeOptions& o, const QuantPlan& plan, const LayerPlan& l) {
   return o.algorithm == Algorithm::Gptq && o.gptq.act_order == ActOrder::Group && !o.gptq.static_groups &&
          plan.format == OutFormat::CompressedTensors && l.scheme.starts_with("W4A16") && l.group_size > 0 &&
@@ -88,6 +110,8 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   po.tied_lm_head = config.tie_word_embeddings;
   const QuantPlan plan = make_plan(po, linear_layers(config));
   const bool have_calib = !o.calib_text.empty() || !o.calib_ids.empty();
+  SmoothPlan smooth;
+  if (o.smooth) smooth = smoothing_plan(o, config, ckpt, plan, have_calib);
   if (plan.needs_calibration() && !have_calib)
     fail("scheme {} uses static activation scales, which need calibration data: pass --calib FILE (text) or "
          "--calib-ids FILE (JSON token ids)",
@@ -136,6 +160,19 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     if (o.progress) co.progress = [&](int64_t d, int64_t t) { o.progress("calibrating", d, t); };
     calib = run_calibration(o.input, co);
   }
+  if (o.smooth) {
+    ThreadPool pool(o.threads);
+    auto load = [&](const std::string& prefix) {
+      const TensorView v = ckpt.get(prefix + ".weight");
+      std::vector<float> w(size_t(v.numel()));
+      convert_to_f32(v.dtype, v.data, w.data(), w.size());
+      return w;
+    };
+    std::function<void(int64_t, int64_t)> progress;
+    if (o.progress) progress = [&](int64_t d, int64_t t) { o.progress("smoothing", d, t); };
+    choose_smoothing(smooth, calib, load, *o.smooth, pool, progress);
+    for (std::string& note : smoothing_notes(smooth, *o.smooth)) report.notes.push_back(std::move(note));
+  }
 
   auto writer = make_format_writer(plan, model_dtype);
   // Every output tensor, declared before any data: copied source tensors, then each layer's.
@@ -160,7 +197,8 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   for (const std::string& name : ckpt.names()) {
     if (replaced.count(name)) continue;
     const TensorView v = ckpt.get(name);
-    decls.push_back({name, v.dtype, v.shape});
+    // A norm that takes SmoothQuant's 1/s is written F32: BF16 would round the fold.
+    decls.push_back({name, smooth.norm_divisor(name) ? DType::F32 : v.dtype, v.shape});
     scheme_of[name] = "FLOAT";
     copied.push_back(name);
   }
@@ -169,7 +207,14 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   SafetensorsWriter out(o.output / writer->weights_file(), decls);
   for (const std::string& name : copied) {
     const TensorView v = ckpt.get(name);
-    out.write(name, v.data, v.nbytes());
+    if (const std::vector<float>* s = smooth.norm_divisor(name)) {
+      std::vector<float> w(size_t(v.numel()));
+      convert_to_f32(v.dtype, v.data, w.data(), w.size());
+      w = fold_norm(std::move(w), *s);
+      out.write(name, w.data(), w.size() * sizeof(float));
+    } else {
+      out.write(name, v.data, v.nbytes());
+    }
   }
 
   std::vector<LayerReport> layer_reports(plan.layers.size());
@@ -255,6 +300,8 @@ QuantReport quantize_model(const QuantizeOptions& o) {
           in.input_range = std::make_pair(c->min, c->max);
           in.input_range_mean = std::make_pair(c->mean_min, c->mean_max);
         }
+        const std::vector<float> smoothed_x = smooth_layer(smooth, l.layer.prefix, c, in);
+        const float* x = c ? (smoothed_x.empty() ? c->sample.data() : smoothed_x.data()) : nullptr;
         QuantizedLinear q;
         if (l.scheme == "FLOAT") {
           q.dequant = in.w;  // copied through unchanged
@@ -266,7 +313,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
           const std::vector<float>* wp = &in.w;
           q.gemm = [wp, n, k](const float* x, int64_t m, float* y) { gemm_float_ref(x, m, wp->data(), n, k, y); };
         }
-        layer_reports[i] = measure_layer(l, in.w, q, c ? c->sample.data() : nullptr, c ? c->sample_rows() : 0);
+        layer_reports[i] = measure_layer(l, in.w, q, x, c ? c->sample_rows() : 0);
         const int64_t d = ++done;
         std::lock_guard<std::mutex> g(mu);
         if (o.progress) o.progress("quantizing", d, int64_t(plan.layers.size() - gptq_done.size()));

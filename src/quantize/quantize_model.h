@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "quantize/error_report.h"
 #include "quantize/gptq.h"
 #include "quantize/quant_plan.h"
+#include "quantize/smooth_quant.h"
 
 namespace lowbit::quantize {
 
@@ -35,9 +37,12 @@ struct QuantizeOptions {
   int threads = 0;  // 0 = all hardware threads
   Algorithm algorithm = Algorithm::Rtn;
   GptqOptions gptq;
+  // --smooth: SmoothQuant on the static-int8 layers before quantizing (smooth_quant.h).
+  std::optional<SmoothOptions> smooth;
   std::filesystem::path gptq_dump;  // hidden --gptq-dump DIR: per-layer W, H and codes for tests
   std::function<void(const GptqLayerStats&)> on_gptq_layer;
-  // (stage, done, total): stage is "calibrating" (tokens) or "quantizing" (layers).
+  // (stage, done, total): stage is "calibrating" (tokens), "smoothing" (groups) or
+  // "quantizing" (layers).
   std::function<void(const char* stage, int64_t done, int64_t total)> progress;
 };
 
