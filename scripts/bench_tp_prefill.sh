@@ -100,14 +100,23 @@ mkdir -p "$RUNS"
 FAILED=0 DONE=0
 TOTAL=$(( ROUNDS * ${#SIZE_LIST[@]} * ((1 + $(wc -w <<<"$RATES")) * ${#MODES[@]} + 1) ))
 
+# CPU seconds: this machine busy (user, nice, system, irq, softirq), the hypervisor's steal, and
+# this script's finished children (every rank and daemon of a run: each parent waits for its own).
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f %.2f ", ($2 + $3 + $4 + $7 + $8) / hz, $9 / hz }' /proc/stat
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($16 + $17) / hz }' "/proc/$$/stat"
+}
+
 # One lowbit bench run: writes $RUNS/<link>_<mode>_<M>_<round>.json (and .wire on TCP: the bytes
-# each veth end sent during the run). A failed run is reported and the others go on.
+# each veth end sent during the run) and .load (wall seconds, then the cores other processes
+# and the hypervisor's steal took on average: what a shared machine does to the timing). A
+# failed run is reported and the others go on.
 bench_run() {  # link mode M round
-  local link=$1 mode=$2 m=$3 round=$4 out t0 before="" tp=(--tp-size 2 -t 1 --quantize-tp-communications "$2")
+  local link=$1 mode=$2 m=$3 round=$4 out t0 cpu0 wall others steal before="" tp=(--tp-size 2 -t 1 --quantize-tp-communications "$2")
   out=$RUNS/${link}_${mode}_${m}_${round}
   [ "$mode" = single ] && tp=(--tp-size 1 -t 2)
   local args=(bench -q -m "$MODEL" -p "$m" -n 0 -r "$REPS" --roofline-mib 64 --json "${tp[@]}")
-  t0=$(date +%s.%N)
+  t0=$(date +%s.%N) cpu0=$(cpu_seconds)
   if [ "$link" = shm ]; then
     timeout "$RUN_TIMEOUT" "$LOWBIT" "${args[@]}" >"$out.json" 2>"$out.err" || true
   else
@@ -116,6 +125,9 @@ bench_run() {  # link mode M round
       >"$out.json" 2>"$out.err" || true
     echo "$before $(tp_netns_tx_bytes)" >"$out.wire"
   fi
+  awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { wall = t1 - t0; getline; b0 = $1; s0 = $2; c0 = $3; getline
+    printf "%.2f %.3f %.3f\n", wall, (($1 - b0) - ($3 - c0)) / wall, ($2 - s0) / wall }' \
+    <<<"$cpu0"$'\n'"$(cpu_seconds)" >"$out.load"
   DONE=$((DONE + 1))
   if ! "$PY" -c 'import json, sys; json.load(open(sys.argv[1]))["rows"][0]["prefill"]' "$out.json" 2>/dev/null; then
     FAILED=$((FAILED + 1))
@@ -123,8 +135,9 @@ bench_run() {  # link mode M round
     tail -n 15 "$out.err" >&2
     rm -f "$out.json"
   fi
-  printf '# [%d/%d] %-6s %-10s M=%-5s round %s: %.1f s\n' "$DONE" "$TOTAL" "$link" "$mode" "$m" "$round" \
-    "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" >&2
+  read -r wall others steal <"$out.load"
+  printf '# [%d/%d] %-7s %-10s M=%-5s round %s: %6.1f s; other processes %.2f cores, steal %.2f\n' \
+    "$DONE" "$TOTAL" "$link" "$mode" "$m" "$round" "$wall" "$others" "$steal" >&2
 }
 
 run_link() {  # link round
@@ -185,13 +198,17 @@ for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
     link, mode, m, _round = os.path.basename(path)[:-5].split("_")
     m = int(m)
     row = json.load(open(path))["rows"][0]
-    c = cells.setdefault((link, mode, m), {"ms": [], "ar_ms": [], "tp": None, "wire": [], "settings": []})
+    c = cells.setdefault((link, mode, m), {"ms": [], "ar_ms": [], "tp": None, "wire": [], "settings": [], "busy": []})
     c["ms"] += [1e3 * m / t for t in row["prefill"]["tokens_per_s"]["samples"]]
     tp = row.get("tensor_parallel")
     if tp:
         c["ar_ms"] += [1e3 * s for s in tp["prefill_all_reduce_seconds"]["samples"]]
         c["tp"] = tp
         c["settings"].append(tp["setting"])
+    load = path[:-5] + ".load"
+    if os.path.exists(load):  # wall seconds, cores taken by other processes, by the hypervisor (steal)
+        _wall, others, steal = map(float, open(load).read().split())
+        c["busy"].append(max(0.0, others + steal))  # children's CPU time is counted at exit: tiny negatives
     wire = path[:-5] + ".wire"
     if os.path.exists(wire):  # tx bytes of both ends before and after; warm-up + reps prefills
         a0, b0, a1, b1 = map(int, open(wire).read().split())
@@ -210,9 +227,11 @@ print("prefill ms: min / median / max over all samples; all-reduce ms: median, r
 print("all-reduces of one prefill (includes waiting for the slower rank); MiB/rank: spec bytes per prefill")
 print("(the counters); wire: bytes the busier veth end sent per prefill (TCP/IP headers, logits gather and")
 print("control messages included; auto's: its start-up probes too); x fp32: median speed-up over")
-print("--quantize-tp-communications off; x 1 proc: over the single process with 2 threads on the same cores.\n")
+print("--quantize-tp-communications off; x 1 proc: over the single process with 2 threads on the same cores;")
+print("elsewhere: cores that other processes and the hypervisor (steal) took during the runs, median.\n")
 head = f"| {'link':<9} | {'mode':<10} | {'M':>5} | {'prefill ms min/med/max':>26} | {'t/s':>7} | {'all-reduce ms':>13} " \
-       f"| {'all-reduces per prefill':<26} | {'MiB/rank':>8} | {'wire MiB':>8} | {'x fp32':>6} | {'x 1 proc':>8} |"
+       f"| {'all-reduces per prefill':<26} | {'MiB/rank':>8} | {'wire MiB':>8} | {'x fp32':>6} | {'x 1 proc':>8} " \
+       f"| {'elsewhere':>9} |"
 print(head)
 print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
 for link in links:
@@ -233,8 +252,9 @@ for link in links:
             wire = f"{statistics.median(c['wire']) / MiB:.2f}" if c["wire"] else "-"
             x_fp32 = f"{stats(base['ms'])[1] / med:.3f}" if base and base["ms"] and tp else "-"
             x_single = f"{stats(single['ms'])[1] / med:.3f}" if single and single["ms"] else "-"
+            busy = f"{statistics.median(c['busy']):.2f}" if c["busy"] else "-"
             print(f"| {link:<9} | {mode:<10} | {m:>5} | {f'{lo:.0f} / {med:.0f} / {hi:.0f}':>26} | {m / med * 1e3:>7.1f} "
-                  f"| {ar:>13} | {counts:<26} | {mib:>8} | {wire:>8} | {x_fp32:>6} | {x_single:>8} |")
+                  f"| {ar:>13} | {counts:<26} | {mib:>8} | {wire:>8} | {x_fp32:>6} | {x_single:>8} | {busy:>9} |")
             if tp:  # the counters must say what the mode asked for, at the spec's bytes
                 n = tp["prefill_all_reduces"]
                 want = {"off": "fp32", "on": "int8_allgather", "int8-rs-ag": "int8_rs_ag"}.get(mode)
