@@ -11,18 +11,13 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "quantize/quantize_test_util.h"
 #include "quantize/hessian.h"
 
 namespace lowbit::quantize {
 namespace {
 
-std::vector<float> randn(int64_t count, uint32_t seed, float std = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, std);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = d(gen);
-  return v;
-}
+using test_util::randn;
 
 // Inputs with correlated features (x = z · M, a random mixing) and a few strong channels, the
 // shape of real activations that makes GPTQ differ from round to nearest.

@@ -15,18 +15,13 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "quantize/quantize_test_util.h"
 #include "schemes/linear_method.h"
 
 namespace lowbit::quantize {
 namespace {
 
-std::vector<float> randn(int64_t count, uint32_t seed, float std = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, std);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = d(gen);
-  return v;
-}
+using test_util::randn;
 
 // Rows with a few outlier channels (×40), as real LLM activations after RMSNorm.
 std::vector<float> outlier_rows(int64_t rows, int64_t k, uint32_t seed) {
