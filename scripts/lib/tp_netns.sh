@@ -72,15 +72,19 @@ tp_netns_rate() {  # Gbit/s
     2>"$TP_NETNS_DIR/netns_err" || { TP_NETNS_WHY="tc tbf on $TP_IF_B failed ($(cat "$TP_NETNS_DIR/netns_err"))"; return 1; }
 }
 
+# --bind-to none: each "host" sees the same cores and OpenMPI's default binds each host's first
+# rank to its first core, so both ranks would share core 0 (measured: prefill half as fast as
+# over shared memory).
 # mpi_yield_when_idle 1: both "hosts" share this machine's cores, but each has one slot, so
 # OpenMPI would busy-poll without yielding and starve the kernel's TCP processing on the same
 # cores: blocking collectives then advance only at scheduler ticks (measured: 24 ms for a
-# 0.5 MB all-reduce instead of 1 ms). On real separate hosts this is not needed.
+# 0.5 MB all-reduce instead of 1 ms, with both ranks bound to core 0). On real separate hosts
+# neither is needed.
 tp_netns_mpirun() {  # mpirun words... -- program args...
   local launcher=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do launcher+=("$1"); shift; done
   [ $# -gt 0 ] && shift
-  ip netns exec "$TP_NS_A" "${launcher[@]}" --hostfile "$TP_NETNS_DIR/hosts" -n 2 --map-by node \
+  ip netns exec "$TP_NS_A" "${launcher[@]}" --hostfile "$TP_NETNS_DIR/hosts" -n 2 --map-by node --bind-to none \
     --mca plm_rsh_agent "$TP_NETNS_DIR/ns_agent.sh" --mca btl tcp,self --mca mpi_yield_when_idle 1 \
     --mca btl_tcp_if_include "$TP_NET" --mca oob_tcp_if_include "$TP_NET" "$@"
 }
