@@ -219,6 +219,7 @@ class MpiCommunicator final : public Communicator {
 
   void set_timeout(std::chrono::milliseconds t) override { timeout_ = t; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
+  bool failed() const override { return failed_; }
 
   [[noreturn]] void abort(const std::string& message) override {
     std::fprintf(stderr, "lowbit dist: rank %d of %d: %s\n", rank_, size_, message.c_str());
@@ -291,9 +292,6 @@ class MpiCommunicator final : public Communicator {
   const bool polled_, recoverable_;
   bool failed_ = false;
   std::unique_ptr<Watchdog> watchdog_;  // blocking mode only
-
- public:
-  bool failed() const override { return failed_; }
 };
 
 std::chrono::milliseconds default_timeout(int64_t option_ms) {

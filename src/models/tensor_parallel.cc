@@ -51,7 +51,9 @@ TensorParallel::TensorParallel(TpGroup& group, const ModelConfig& config, const 
   if (config.num_linear_attention_layers() > 0)
     fail("--tp-size {}: {} has Gated DeltaNet layers, which tensor parallelism does not split yet", group.size(),
          config.architecture_name);
-  layout_ = dist::make_tp_layout(tp_dims(config, format), group.rank(), group.size());
+  const dist::TpDims dims = tp_dims(config, format);
+  layout_ = dist::make_tp_layout(dims, group.rank(), group.size());
+  for (int r = 0; r < group.size(); ++r) vocab_of_rank_.push_back(dist::make_tp_layout(dims, r, group.size()).vocab);
 }
 
 ModelConfig TensorParallel::local_config() const {
@@ -123,7 +125,7 @@ void TensorParallel::gather_vocab(const float* local, int64_t rows, std::vector<
   displs_.resize(size_t(p));
   int64_t offset = 0;
   for (int r = 0; r < p; ++r) {
-    const dist::Range v = dist::balanced_range(vocab, 1, r, p, "the vocabulary");
+    const dist::Range v = vocab_of_rank_[size_t(r)];
     counts_[size_t(r)] = rows * v.size() * int64_t(sizeof(float));
     displs_[size_t(r)] = offset;
     offset += counts_[size_t(r)];
@@ -132,7 +134,7 @@ void TensorParallel::gather_vocab(const float* local, int64_t rows, std::vector<
   group_.comm().all_gather_v(local, gathered_.data(), counts_, displs_);
   if (logits.size() < size_t(rows * vocab)) logits.resize(size_t(rows * vocab));
   for (int r = 0; r < p; ++r) {  // rank r's block is [rows, its slice]
-    const dist::Range v = dist::balanced_range(vocab, 1, r, p, "the vocabulary");
+    const dist::Range v = vocab_of_rank_[size_t(r)];
     const float* block = gathered_.data() + displs_[size_t(r)] / int64_t(sizeof(float));
     for (int64_t i = 0; i < rows; ++i)
       std::copy_n(block + i * v.size(), v.size(), logits.data() + i * vocab + v.begin);

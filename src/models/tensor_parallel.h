@@ -62,6 +62,7 @@ class TensorParallel {
   dist::TpAllReduce all_reduce_;
   dist::LinkModel link_;
   TpCounters counters_;
+  std::vector<dist::Range> vocab_of_rank_;  // every rank's lm_head rows, from the same layout
   std::vector<float> gathered_;
   std::vector<int64_t> counts_, displs_;
 };

@@ -108,7 +108,7 @@ struct Engine::Impl {
       {
         std::unique_lock lock(mu);
         // Idle: wake every second so that a tensor-parallel rank 0 tells the other ranks it is
-        // alive (DecoderModel::idle; they end the job after a silence of 6 deadlines).
+        // alive (DecoderModel::idle; a serving job's ranks end it after one silent deadline).
         auto ready = [&] { return !inbox.empty() || !cancels.empty() || stopping || !scheduler.idle(); };
         while (!wake.wait_for(lock, std::chrono::seconds(1), ready)) {
           lock.unlock();
@@ -126,8 +126,10 @@ struct Engine::Impl {
       try {
         scheduler.step();
       } catch (const std::exception& e) {
-        scheduler.abort_all("error", std::string("engine step failed: ") + e.what());
-        if (model.failed()) {  // no further step can run: stop taking requests, end the loop
+        // A failed model (a tensor-parallel rank died) runs no further step: stop taking
+        // requests, and fail the ones that arrived meanwhile with the running ones.
+        const bool fatal = model.failed();
+        if (fatal) {
           std::vector<std::unique_ptr<Sequence>> late;
           {
             std::lock_guard lock(mu);
@@ -135,7 +137,9 @@ struct Engine::Impl {
             late.swap(inbox);
           }
           for (auto& s : late) scheduler.add(std::move(s));
-          scheduler.abort_all("error", std::string("engine stopped: ") + e.what());
+        }
+        scheduler.abort_all("error", std::string("engine step failed: ") + e.what());
+        if (fatal) {
           if (on_fatal) on_fatal(e.what());
           break;
         }

@@ -74,7 +74,7 @@ void forward_signal(int) {
 // the ranks as SIGUSR1 (a server's graceful shutdown).
 int launch_ranks(int ranks, bool recoverable) {
   std::vector<std::string> args = {"mpirun", "-n", std::to_string(ranks), "--oversubscribe", "--bind-to", "none",
-                                   // One host: shared memory (and self); the whole job ends when one rank fails.
+                                   // One host: shared memory (and self).
                                    "--mca", "btl", "self,vader"};
   if (geteuid() == 0) args.push_back("--allow-run-as-root");
   if (recoverable) args.push_back("--enable-recovery");  // rank 0 outlives a dead rank, answers, then ends the job
