@@ -90,10 +90,11 @@ TpGroup::Message TpGroup::receive() {
   m.text[1].assign(p, size_t(h.text1));
   p += h.text1;
   m.chunk_fields.resize(size_t(h.chunks * kChunkFields));
-  std::memcpy(m.chunk_fields.data(), p, m.chunk_fields.size() * sizeof(int64_t));
+  // Copies only when non-empty: an empty vector's data() may be null, which memcpy forbids.
+  if (!m.chunk_fields.empty()) std::memcpy(m.chunk_fields.data(), p, m.chunk_fields.size() * sizeof(int64_t));
   p += m.chunk_fields.size() * sizeof(int64_t);
   m.ids.resize(size_t(h.ids));
-  std::memcpy(m.ids.data(), p, m.ids.size() * sizeof(int32_t));
+  if (!m.ids.empty()) std::memcpy(m.ids.data(), p, m.ids.size() * sizeof(int32_t));
   return m;
 }
 

@@ -56,7 +56,8 @@ T fold_tile0() {
 // Each tdpbssd: 16×16 outputs × 64 int8 products = 16384 multiply-adds = 32768 operations.
 double int8_amx(int64_t iters, int32_t* sink) {
   run_blocks(iters, LOWBIT_AMX_2X2_BLOCK(_tile_dpbssd));
-  *sink += fold_tile0<int32_t>();
+  // Unsigned: the int32 accumulators wrap over a long run, and only the bits matter to the sink.
+  *sink = int32_t(uint32_t(*sink) + fold_tile0<uint32_t>());
   return double(iters) * 4 * 16 * 16 * 64 * 2;
 }
 

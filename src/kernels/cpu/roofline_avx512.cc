@@ -65,7 +65,8 @@ double int8_vnni_avx512(int64_t iters, int32_t* sink) {
   }
   __m512i s = acc[0];
   for (int j = 1; j < kAcc; ++j) s = _mm512_add_epi32(s, acc[j]);
-  *sink += sum_lanes<int32_t>(s);
+  // Unsigned: the int32 lanes wrap over a long run, and only the bits matter to the sink.
+  *sink = int32_t(uint32_t(*sink) + sum_lanes<uint32_t>(s));
   return double(iters) * kAcc * 64 * 2;
 }
 
