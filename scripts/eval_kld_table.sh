@@ -65,6 +65,8 @@ ms-w8a8-static msmodelslim W8A8 --calib models/kld/calib-tail.txt --calib-tokens
 ms-w8a8-static-smooth msmodelslim W8A8 --calib models/kld/calib-tail.txt --calib-tokens 4096 --smooth auto
 ct-w8a8-static-smooth compressed-tensors W8A8_STATIC --calib models/kld/calib-tail.txt --calib-tokens 4096 --smooth auto
 awq-w4a16-g32 awq W4A16 --group-size 32
+awq-w4a16-g32-awq awq W4A16 --group-size 32 --algorithm awq --calib models/kld/calib-tail.txt --calib-tokens 4096
+ct-w4a16-asym-g32-awq compressed-tensors W4A16_ASYM --group-size 32 --algorithm awq --calib models/kld/calib-tail.txt --calib-tokens 4096
 LIST
 while read -r name scheme extra; do
   [[ "llm-compressor $name" =~ $only ]] || continue
@@ -78,6 +80,7 @@ rtn-w4a16-asym-g32 W4A16_ASYM_G32
 rtn-fp8-dynamic FP8_DYNAMIC
 gptq-w8a8 W8A8 --gptq
 gptq-w4a16-g32 W4A16_G32 --gptq
+awq-w4a16-asym-g32 W4A16_ASYM_G32 --awq
 LIST
 
 .venv/bin/python - "$rows" "$max_tokens" <<'PY'

@@ -19,6 +19,7 @@ ObservingLinear::ObservingLinear(std::unique_ptr<LinearMethod> inner, LayerCalib
   stats_.k = inner_->in_features();
   stats_.ch_min.assign(size_t(stats_.k), std::numeric_limits<float>::infinity());
   stats_.ch_max.assign(size_t(stats_.k), -std::numeric_limits<float>::infinity());
+  stats_.ch_abs_sum.assign(size_t(stats_.k), 0.0);
   stats_.sample.reserve(size_t(max_rows_ * stats_.k));
 }
 
@@ -27,6 +28,7 @@ void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, in
   float call_min = std::numeric_limits<float>::infinity(), call_max = -call_min;
   float* ch_min = stats_.ch_min.data();
   float* ch_max = stats_.ch_max.data();
+  double* ch_abs = stats_.ch_abs_sum.data();
   for (int64_t r = 0; r < m; ++r) {
     const float* row = x + r * ldx;
     for (int64_t i = 0; i < k; ++i) {
@@ -34,6 +36,7 @@ void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, in
       call_max = std::max(call_max, row[i]);
       ch_min[i] = std::min(ch_min[i], row[i]);
       ch_max[i] = std::max(ch_max[i], row[i]);
+      ch_abs[i] += std::fabs(double(row[i]));
     }
     if (stats_.rows_seen % stride_ == 0 && stats_.sample_rows() < max_rows_)
       stats_.sample.insert(stats_.sample.end(), row, row + k);

@@ -31,6 +31,7 @@ struct LayerCalib {
   // absolute min/max). msmodelslim W8A8 keeps the absolute min/max, as its writer does.
   float mean_min = 0, mean_max = 0;
   std::vector<float> ch_min, ch_max;  // [k] per input channel, over every row seen
+  std::vector<double> ch_abs_sum;     // [k] Σ |x| per input channel (AWQ's mean activation)
   int64_t calls = 0;
   int64_t rows_seen = 0;
   int64_t k = 0;

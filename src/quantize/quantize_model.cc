@@ -89,6 +89,28 @@ SmoothPlan smoothing_plan(const QuantizeOptions& o, const ModelConfig& config, c
   return sp;
 }
 
+// --algorithm awq's checks, before any work, and its groups (s chosen after calibration).
+AwqPlan awq_plan(const QuantizeOptions& o, const ModelConfig& config, const Checkpoint& ckpt, const QuantPlan& plan,
+                 bool have_calib) {
+  if (!have_calib)
+    fail("--algorithm awq needs calibration data (mean activation per input channel, sample rows for the search): "
+         "pass --calib FILE (text) or --calib-ids FILE (JSON token ids)");
+  if (config.arch != Architecture::Llama && config.arch != Architecture::Qwen3)
+    fail("--algorithm awq: {} is not supported (dense Llama and Qwen3 only: the fold needs plain RMSNorm weights "
+         "before q/k/v and gate/up)",
+         config.architecture_name);
+  if (o.awq.grid < 1 || o.awq.clip_grid < 1 || !(o.awq.max_shrink >= 0 && o.awq.max_shrink < 1))
+    fail("AWQ search grid {} / clip grid {} / max shrink {}: need grids ≥ 1 and 0 ≤ shrink < 1", o.awq.grid,
+         o.awq.clip_grid, o.awq.max_shrink);
+  AwqPlan p;
+  p.scales = awq_groups(plan, config, [&](const std::string& l) { return ckpt.has(l + ".bias"); });
+  if (p.scales.groups.empty())
+    fail("--algorithm awq applies to integer-weight schemes with unscaled or per-token activations (awq W4A16, "
+         "compressed-tensors W4A16, W4A16_ASYM, W8A8, msmodelslim W8A8_DYNAMIC, W4A8_DYNAMIC, W4A4_DYNAMIC){}",
+         p.scales.skipped.empty() ? std::string() : fmt::format(" ({})", p.scales.skipped.front()));
+  return p;
+}
+
 bool uses_g_idx(const QuantizeOptions& o, const QuantPlan& plan, const LayerPlan& l) {
   return o.algorithm == Algorithm::Gptq && o.gptq.act_order == ActOrder::Group && !o.gptq.static_groups &&
          plan.format == OutFormat::CompressedTensors && l.scheme.starts_with("W4A16") && l.group_size > 0 &&
@@ -110,8 +132,13 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   po.tied_lm_head = config.tie_word_embeddings;
   const QuantPlan plan = make_plan(po, linear_layers(config));
   const bool have_calib = !o.calib_text.empty() || !o.calib_ids.empty();
-  SmoothPlan smooth;
+  if (o.smooth && o.algorithm == Algorithm::Awq)
+    fail("--algorithm awq with --smooth: both rescale the same input channels; choose one");
+  SmoothPlan smooth;  // SmoothQuant's or AWQ's s, folded the same way
   if (o.smooth) smooth = smoothing_plan(o, config, ckpt, plan, have_calib);
+  AwqPlan awq;
+  const bool use_awq = o.algorithm == Algorithm::Awq;
+  if (use_awq) awq = awq_plan(o, config, ckpt, plan, have_calib);
   if (plan.needs_calibration() && !have_calib)
     fail("scheme {} uses static activation scales, which need calibration data: pass --calib FILE (text) or "
          "--calib-ids FILE (JSON token ids)",
@@ -160,7 +187,8 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     if (o.progress) co.progress = [&](int64_t d, int64_t t) { o.progress("calibrating", d, t); };
     calib = run_calibration(o.input, co);
   }
-  if (o.smooth) {
+  auto writer = make_format_writer(plan, model_dtype);
+  if (o.smooth || use_awq) {
     ThreadPool pool(o.threads);
     auto load = [&](const std::string& prefix) {
       const TensorView v = ckpt.get(prefix + ".weight");
@@ -168,13 +196,25 @@ QuantReport quantize_model(const QuantizeOptions& o) {
       convert_to_f32(v.dtype, v.data, w.data(), w.size());
       return w;
     };
+    const char* stage = use_awq ? "awq" : "smoothing";
     std::function<void(int64_t, int64_t)> progress;
-    if (o.progress) progress = [&](int64_t d, int64_t t) { o.progress("smoothing", d, t); };
-    choose_smoothing(smooth, calib, load, *o.smooth, pool, progress);
-    for (std::string& note : smoothing_notes(smooth, *o.smooth)) report.notes.push_back(std::move(note));
+    if (o.progress) progress = [&](int64_t d, int64_t t) { o.progress(stage, d, t); };
+    if (use_awq) {
+      auto quantize = [&](const LayerPlan& l, std::vector<float> w) {
+        LinearInput in;
+        in.plan = &l;
+        in.dtype = ckpt.get(l.layer.prefix + ".weight").dtype;
+        in.w = std::move(w);
+        return writer->quantize(in);
+      };
+      choose_awq(awq, plan, calib, load, quantize, o.awq, pool, progress);
+      smooth = awq.scales;
+      for (std::string& note : awq_notes(awq)) report.notes.push_back(std::move(note));
+    } else {
+      choose_smoothing(smooth, calib, load, *o.smooth, pool, progress);
+      for (std::string& note : smoothing_notes(smooth, *o.smooth)) report.notes.push_back(std::move(note));
+    }
   }
-
-  auto writer = make_format_writer(plan, model_dtype);
   // Every output tensor, declared before any data: copied source tensors, then each layer's.
   std::set<std::string> replaced;  // source tensors a quantized layer replaces
   std::map<std::string, std::string> scheme_of;
@@ -197,7 +237,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   for (const std::string& name : ckpt.names()) {
     if (replaced.count(name)) continue;
     const TensorView v = ckpt.get(name);
-    // A norm that takes SmoothQuant's 1/s is written F32: BF16 would round the fold.
+    // A norm that takes SmoothQuant's or AWQ's 1/s is written F32: BF16 would round the fold.
     decls.push_back({name, smooth.norm_divisor(name) ? DType::F32 : v.dtype, v.shape});
     scheme_of[name] = "FLOAT";
     copied.push_back(name);
@@ -301,6 +341,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
           in.input_range_mean = std::make_pair(c->mean_min, c->mean_max);
         }
         const std::vector<float> smoothed_x = smooth_layer(smooth, l.layer.prefix, c, in);
+        if (use_awq) apply_awq_clip(awq, l.layer.prefix, in.w);
         const float* x = c ? (smoothed_x.empty() ? c->sample.data() : smoothed_x.data()) : nullptr;
         QuantizedLinear q;
         if (l.scheme == "FLOAT") {
@@ -340,10 +381,12 @@ QuantReport quantize_model(const QuantizeOptions& o) {
       fs::copy_file(entry.path(), o.output / entry.path().filename(), fs::copy_options::overwrite_existing);
 
   report.layers = std::move(layer_reports);
-  if (plan.format == OutFormat::Awq)
-    report.notes.push_back(gptq ? "AWQ format with GPTQ-chosen codes: no activation-aware scale search is done"
+  if (plan.format == OutFormat::Awq && !use_awq)
+    report.notes.push_back(gptq ? "AWQ format with GPTQ-chosen codes: no activation-aware scale search is done "
+                                  "(--algorithm awq does it)"
                                 : "AWQ weights are plain round-to-nearest (quantize_weight_awq): no activation-aware "
-                                  "scale search or clipping is done, only AWQ's storage format");
+                                  "scale search or clipping is done (--algorithm awq does it), only AWQ's storage "
+                                  "format");
   for (const LayerPlan& l : plan.layers)
     if (l.layer.prefix == "lm_head" && l.scheme != "FLOAT")
       report.notes.push_back("lm_head is quantized: lowbit's own loader reads lm_head as a float weight only");

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "quantize/awq_search.h"
 #include "quantize/error_report.h"
 #include "quantize/gptq.h"
 #include "quantize/quant_plan.h"
@@ -18,7 +19,7 @@
 
 namespace lowbit::quantize {
 
-enum class Algorithm { Rtn, Gptq };
+enum class Algorithm { Rtn, Gptq, Awq };
 
 // What GPTQ did to one layer (cmd_quantize prints these beside the error report).
 struct GptqLayerStats {
@@ -39,10 +40,11 @@ struct QuantizeOptions {
   GptqOptions gptq;
   // --smooth: SmoothQuant on the static-int8 layers before quantizing (smooth_quant.h).
   std::optional<SmoothOptions> smooth;
+  AwqOptions awq;  // --algorithm awq
   std::filesystem::path gptq_dump;  // hidden --gptq-dump DIR: per-layer W, H and codes for tests
   std::function<void(const GptqLayerStats&)> on_gptq_layer;
-  // (stage, done, total): stage is "calibrating" (tokens), "smoothing" (groups) or
-  // "quantizing" (layers).
+  // (stage, done, total): stage is "calibrating" (tokens), "smoothing" or "awq" (groups),
+  // "gptq" or "quantizing" (layers).
   std::function<void(const char* stage, int64_t done, int64_t total)> progress;
 };
 

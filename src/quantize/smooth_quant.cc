@@ -111,6 +111,15 @@ const std::vector<float>* SmoothPlan::norm_divisor(const std::string& tensor) co
 
 SmoothPlan smoothing_groups(const QuantPlan& plan, const ModelConfig& config,
                             const std::function<bool(const std::string&)>& has_bias) {
+  const OutFormat format = plan.format;
+  return migration_groups(
+      plan, config, has_bias,
+      {[format](const std::string& scheme) { return scheme_has_static_int8_act(format, scheme); },
+       "int8 with static activation scales"});
+}
+
+SmoothPlan migration_groups(const QuantPlan& plan, const ModelConfig& config,
+                            const std::function<bool(const std::string&)>& has_bias, const GroupFilter& filter) {
   SmoothPlan sp;
   const std::string q_tail = "self_attn.q_proj";
   const int64_t kv = config.num_key_value_heads, heads = config.num_attention_heads;
@@ -128,9 +137,8 @@ SmoothPlan smoothing_groups(const QuantPlan& plan, const ModelConfig& config,
           sp.skipped.push_back(fmt::format("{}: no layer {}", g.label, c));
           return;
         }
-        if (!scheme_has_static_int8_act(plan.format, p->scheme)) {
-          sp.skipped.push_back(
-              fmt::format("{}: {} is {}, not int8 with static activation scales", g.label, c, p->scheme));
+        if (!filter.eligible(p->scheme)) {
+          sp.skipped.push_back(fmt::format("{}: {} is {}, not {}", g.label, c, p->scheme, filter.what));
           return;
         }
         g.symmetric_act = p->scheme == "W8A8_STATIC";
@@ -236,41 +244,42 @@ std::vector<std::vector<float>> float_outputs(const GroupData& g) {
   return y;
 }
 
-double simulated_error(const GroupData& g, const std::vector<float>& s, const std::vector<std::vector<float>>& y_ref) {
-  const std::vector<float> xq = fake_quant_acts(g, s);
-  std::vector<double> err(size_t(g.rows), 0.0), ref(size_t(g.rows), 0.0);
-  std::vector<float> y;
-  for (size_t i = 0; i < g.w.size(); ++i) {
-    const std::vector<float> wq = fake_quant_weight(*g.w[i], g.n[i], g.k, s);
-    y.assign(size_t(g.rows * g.n[i]), 0.0f);
-    gemm_f32(xq.data(), g.rows, wq.data(), g.n[i], g.k, y.data());
-    for (size_t t = 0; t < y.size(); ++t) {
-      const double d = double(y[t]) - double(y_ref[i][t]);
-      err[t / size_t(g.n[i])] += d * d;
-      ref[t / size_t(g.n[i])] += double(y_ref[i][t]) * double(y_ref[i][t]);
+double relative_token_error(const std::vector<std::vector<float>>& y, const std::vector<std::vector<float>>& ref,
+                            const std::vector<int64_t>& n, int64_t rows) {
+  std::vector<double> err(size_t(rows), 0.0), norm(size_t(rows), 0.0);
+  for (size_t i = 0; i < y.size(); ++i)
+    for (size_t t = 0; t < y[i].size(); ++t) {
+      const double d = double(y[i][t]) - double(ref[i][t]);
+      err[t / size_t(n[i])] += d * d;
+      norm[t / size_t(n[i])] += double(ref[i][t]) * double(ref[i][t]);
     }
-  }
   // Mean over tokens of each token's relative error: pooled over all rows, the few tokens with
   // massive activations (the first of each sequence) dominate the sum, and the search then
   // serves them instead of the typical token (SmolLM2 W8A8 KLD 0.055 pooled, 0.040 per row).
   double mean = 0;
   int64_t used = 0;
-  for (int64_t t = 0; t < g.rows; ++t)
-    if (ref[size_t(t)] > 0) mean += err[size_t(t)] / ref[size_t(t)], ++used;
+  for (int64_t t = 0; t < rows; ++t)
+    if (norm[size_t(t)] > 0) mean += err[size_t(t)] / norm[size_t(t)], ++used;
   return used ? mean / double(used) : 0.0;
 }
 
-void choose_smoothing(SmoothPlan& sp, const std::map<std::string, LayerCalib>& calib, const WeightLoader& load,
-                      const SmoothOptions& o, ThreadPool& pool, const std::function<void(int64_t, int64_t)>& progress) {
-  // Candidates: off (s = 1) first, so ties keep the model as it is, then the α values.
-  std::vector<std::optional<float>> cands{std::nullopt};
-  if (o.alpha)
-    cands.push_back(*o.alpha);
-  else
-    for (float a : o.grid) cands.push_back(a);
+double simulated_error(const GroupData& g, const std::vector<float>& s, const std::vector<std::vector<float>>& y_ref) {
+  const std::vector<float> xq = fake_quant_acts(g, s);
+  std::vector<std::vector<float>> y(g.w.size());
+  for (size_t i = 0; i < g.w.size(); ++i) {
+    const std::vector<float> wq = fake_quant_weight(*g.w[i], g.n[i], g.k, s);
+    y[i].assign(size_t(g.rows * g.n[i]), 0.0f);
+    gemm_f32(xq.data(), g.rows, wq.data(), g.n[i], g.k, y[i].data());
+  }
+  return relative_token_error(y, y_ref, g.n, g.rows);
+}
+
+void search_layer_groups(SmoothPlan& sp, const std::map<std::string, LayerCalib>& calib, const WeightLoader& load,
+                         const char* flag,
+                         const std::function<void(size_t begin, size_t end, std::vector<GroupData>& data)>& search,
+                         const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t total = int64_t(sp.groups.size());
   int64_t done = 0;
-  // One decoder layer (its consecutive groups) at a time: its weights only are in memory.
   for (size_t begin = 0; begin < sp.groups.size();) {
     const std::string layer = sp.groups[begin].label.substr(0, sp.groups[begin].label.find(' '));
     size_t end = begin;
@@ -284,7 +293,7 @@ void choose_smoothing(SmoothPlan& sp, const std::map<std::string, LayerCalib>& c
       for (const std::string& c : g.consumers) {
         auto it = calib.find(c);
         if (it == calib.end() || it->second.rows_seen == 0 || it->second.sample_rows() == 0)
-          fail("--smooth: layer {} saw no calibration rows", c);
+          fail("{}: layer {} saw no calibration rows", flag, c);
         if (!first) first = &it->second;
         auto& w = weights[c];
         if (w.empty()) w = load(c);
@@ -297,7 +306,24 @@ void choose_smoothing(SmoothPlan& sp, const std::map<std::string, LayerCalib>& c
       d.ch_min = &first->ch_min;
       d.ch_max = &first->ch_max;
       d.symmetric_act = g.symmetric_act;
+      d.calib = first;
     }
+    search(begin, end, data);
+    done += int64_t(end - begin);
+    if (progress) progress(done, total);
+    begin = end;
+  }
+}
+
+void choose_smoothing(SmoothPlan& sp, const std::map<std::string, LayerCalib>& calib, const WeightLoader& load,
+                      const SmoothOptions& o, ThreadPool& pool, const std::function<void(int64_t, int64_t)>& progress) {
+  // Candidates: off (s = 1) first, so ties keep the model as it is, then the α values.
+  std::vector<std::optional<float>> cands{std::nullopt};
+  if (o.alpha)
+    cands.push_back(*o.alpha);
+  else
+    for (float a : o.grid) cands.push_back(a);
+  auto search = [&](size_t begin, size_t end, std::vector<GroupData>& data) {
     const size_t ng = end - begin, nc = cands.size();
     std::vector<std::vector<std::vector<float>>> y_ref(ng);
     std::vector<std::vector<float>> a_max(ng), w_max(ng);
@@ -330,10 +356,8 @@ void choose_smoothing(SmoothPlan& sp, const std::map<std::string, LayerCalib>& c
       g.s = std::move(svec[gi * nc + best]);
       if (!g.s.empty() && !g.producer.empty()) g.producer_s = producer_divisors(g.s, g.tie_heads, g.head_dim);
     }
-    done += int64_t(ng);
-    if (progress) progress(done, total);
-    begin = end;
-  }
+  };
+  search_layer_groups(sp, calib, load, "--smooth", search, progress);
 }
 
 std::vector<float> smooth_layer(const SmoothPlan& sp, const std::string& prefix, const LayerCalib* c, LinearInput& in) {

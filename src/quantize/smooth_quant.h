@@ -77,8 +77,28 @@ bool scheme_has_static_int8_act(OutFormat f, const std::string& scheme);
 SmoothPlan smoothing_groups(const QuantPlan& plan, const ModelConfig& config,
                             const std::function<bool(const std::string&)>& has_bias);
 
+// The same four groups per decoder layer for any scale migration (SmoothQuant, AWQ): a group
+// is kept when every consumer's scheme passes `eligible`, else skipped with "<scheme> is not
+// <what>".
+struct GroupFilter {
+  std::function<bool(const std::string& scheme)> eligible;
+  std::string what;  // "int8 with static activation scales"
+};
+SmoothPlan migration_groups(const QuantPlan& plan, const ModelConfig& config,
+                            const std::function<bool(const std::string&)>& has_bias, const GroupFilter& filter);
+
 // Loads a linear layer's weight as fp32 [out, in].
 using WeightLoader = std::function<std::vector<float>(const std::string& prefix)>;
+
+struct GroupData;
+// The loop every migration search shares: one decoder layer (its consecutive groups) at a
+// time, only its consumers' weights in memory, `search(begin, end, data)` choosing s for
+// sp.groups[begin, end) with data[i] describing group begin + i. `flag` names the option in
+// errors ("--smooth"); `progress(done, total)` counts groups.
+void search_layer_groups(SmoothPlan& sp, const std::map<std::string, LayerCalib>& calib, const WeightLoader& load,
+                         const char* flag,
+                         const std::function<void(size_t begin, size_t end, std::vector<GroupData>& data)>& search,
+                         const std::function<void(int64_t, int64_t)>& progress);
 
 // Chooses s for every group from the calibration statistics (per-channel ranges and sample
 // rows of each consumer), one decoder layer's weights in memory at a time, the candidates of
@@ -121,7 +141,13 @@ struct GroupData {
   const std::vector<float>* ch_min = nullptr;
   const std::vector<float>* ch_max = nullptr;
   bool symmetric_act = false;
+  const LayerCalib* calib = nullptr;  // the first consumer's statistics (all consumers share the input)
 };
+// mean over rows r of Σ_layers ||y_r − ref_r||² / Σ_layers ||ref_r||², rows whose reference
+// is zero left out. y[i] and ref[i] are [rows, n_i]: per token, so the few tokens with
+// massive activations do not decide the search for every other token.
+double relative_token_error(const std::vector<std::vector<float>>& y, const std::vector<std::vector<float>>& ref,
+                            const std::vector<int64_t>& n, int64_t rows);
 // mean over rows r of Σ_layers ||X̂_r·Ŵᵀ − X_r·Wᵀ||² / Σ_layers ||X_r·Wᵀ||² (rows with a zero
 // output are left out), X̂ = int8 fake-quant of X / s over
 // smoothed_range, Ŵ = per-row symmetric int8 fake-quant of W·diag(s). `y_ref` holds X·Wᵀ per

@@ -25,7 +25,7 @@ namespace {
 struct QuantizeArgs {
   quantize::QuantizeOptions o;
   std::string format, scheme, algorithm = "rtn", smooth;
-  bool act_order = false, static_groups = false, gptq_basic = false;
+  bool act_order = false, static_groups = false, gptq_basic = false, awq_no_clip = false;
   std::optional<int64_t> group_size;
   std::filesystem::path json;
   bool quiet = false;
@@ -35,9 +35,13 @@ int run(QuantizeArgs& a) {
   a.o.plan.format = quantize::parse_format(a.format);
   a.o.plan.scheme = a.scheme;
   a.o.plan.group_size = a.group_size;
-  if (a.algorithm != "rtn" && a.algorithm != "gptq")
-    fail("--algorithm '{}' is not known (valid: rtn, gptq)", a.algorithm);
-  a.o.algorithm = a.algorithm == "gptq" ? quantize::Algorithm::Gptq : quantize::Algorithm::Rtn;
+  if (a.algorithm != "rtn" && a.algorithm != "gptq" && a.algorithm != "awq")
+    fail("--algorithm '{}' is not known (valid: rtn, gptq, awq)", a.algorithm);
+  a.o.algorithm = a.algorithm == "gptq"  ? quantize::Algorithm::Gptq
+                  : a.algorithm == "awq" ? quantize::Algorithm::Awq
+                                         : quantize::Algorithm::Rtn;
+  if (a.awq_no_clip && a.o.algorithm != quantize::Algorithm::Awq) fail("--awq-no-clip applies to --algorithm awq only");
+  a.o.awq.clip = !a.awq_no_clip;
   if (!a.smooth.empty()) a.o.smooth = quantize::parse_smooth(a.smooth);
   const bool gptq_flags = a.act_order || a.static_groups || a.o.gptq.scale_search || a.gptq_basic;
   if (gptq_flags && a.o.algorithm != quantize::Algorithm::Gptq)
@@ -62,7 +66,9 @@ int run(QuantizeArgs& a) {
       stage = s;
       bar = std::make_unique<ProgressBar>(stage, tty);
     }
-    bar->update(done, total, stage == "calibrating" ? "tok" : stage == "smoothing" ? "groups" : "layers");
+    bar->update(done, total, stage == "calibrating"                    ? "tok"
+                             : stage == "smoothing" || stage == "awq" ? "groups"
+                                                                      : "layers");
   };
   const quantize::QuantReport report = quantize::quantize_model(a.o);
   if (bar) bar->finish();
@@ -127,8 +133,13 @@ CommandFn add_quantize_command(CLI::App& app) {
       "and gate/up, into up_proj's rows before down_proj and v_proj's rows before o_proj (one s per KV head under "
       "GQA); no extra op at inference, smoothed norms are written F32. auto searches a in 0.2..0.9 (or off) per "
       "group on the calibration rows. SmolLM2-135M msmodelslim W8A8, KLD vs float: 0.57 unsmoothed, 0.040 auto.\n"
-      "AWQ: weights are plain round-to-nearest (or GPTQ) in AWQ's GEMM layout; no activation-aware scale search is "
-      "done.");
+      "AWQ (--algorithm awq): integer-weight schemes with unscaled or per-token activations (awq W4A16, "
+      "compressed-tensors W4A16*, W8A8, msmodelslim W8A8/W4A8/W4A4_DYNAMIC) get per-input-channel scales searched "
+      "on the calibration rows (AutoAWQ's grid: s = mean|x|^r, or over the weights' mean^(1-r), r in 0..0.95) with "
+      "the same folds as SmoothQuant, then each weight group's range is clipped (1 to 0.55 x max) where that lowers "
+      "its output error. SmolLM2-135M W4A16 g32, KLD vs float: RTN 0.26, lowbit AWQ 0.089 (awq format) / 0.088 "
+      "(compressed-tensors asym), llm-compressor's AWQModifier 0.091. Without --algorithm awq the awq format holds "
+      "plain round-to-nearest (or GPTQ) codes.");
   app.add_option("--model-path,-m", a->o.input, "Float Hugging Face model folder")->required()->check(CLI::ExistingDirectory);
   app.add_option("--output,-o", a->o.output, "Output folder (created)")->required();
   app.add_option("--format", a->format, "msmodelslim | compressed-tensors | awq")->required();
@@ -150,8 +161,11 @@ CommandFn add_quantize_command(CLI::App& app) {
                  "SmoothQuant before quantizing: auto (search the migration strength per group) or ALPHA in [0, 1]; "
                  "int8 static-activation schemes, needs --calib, not with --algorithm gptq");
   app.add_option("--algorithm", a->algorithm,
-                 "rtn (round to nearest) | gptq (Hessian-aware rounding from calibration data; needs --calib)")
+                 "rtn (round to nearest) | gptq (Hessian-aware rounding from calibration data; needs --calib) | awq "
+                 "(activation-aware per-channel scales and weight clipping, searched on calibration data; needs "
+                 "--calib)")
       ->capture_default_str();
+  app.add_flag("--awq-no-clip", a->awq_no_clip, "AWQ: scale search only, no per-group clip search");
   app.add_option("--gptq-damp", a->o.gptq.damp, "GPTQ: damping added to diag(H), as a fraction of its mean")
       ->capture_default_str();
   app.add_option("--gptq-block", a->o.gptq.block, "GPTQ: columns per lazy-update block")->capture_default_str();

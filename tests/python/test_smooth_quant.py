@@ -5,29 +5,17 @@ unsmoothed one's (short run: ctx 128, 768 tokens: 0.55 -> 0.09; full table 0.57 
 refusals: dynamic-activation schemes, GPTQ, no calibration data, a bad --smooth value.
 """
 import json
-import struct
 import subprocess
 
 import pytest
 
-from conftest import BUILD, REPO, run
-
-LOWBIT = BUILD / "lowbit"
-TEXT = REPO / "data/eval/austen-pride-and-prejudice.txt"
-
-
-def safetensors_header(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n))
+from conftest import run
+from short_kld import LOWBIT, calib_tail, kld, safetensors_header, save_base
 
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
-    # The novel's tail: the evaluated prefix never reaches it.
-    p = tmp_path_factory.mktemp("smooth") / "calib.txt"
-    p.write_bytes(TEXT.read_bytes()[-12000:])
-    return p
+    return calib_tail(tmp_path_factory.mktemp("smooth"))
 
 
 def quantize(model, out, calib, *extra):
@@ -35,19 +23,12 @@ def quantize(model, out, calib, *extra):
                 "--calib", calib, "--calib-tokens", 1024, "--calib-rows", 64, "--threads", 2, "-q", *extra])
 
 
-def kld(model, base):
-    r = run([LOWBIT, "eval", "kld", "-m", model, "--base", base, "--text", TEXT, "--ctx", 128, "--max-tokens", 768,
-             "-t", 2, "-q", "--json"])
-    return json.loads(r.stdout)["kl"]["mean"]
-
-
 def test_smoothed_w8a8_static_beats_unsmoothed(smollm2_dir, calib, tmp_path):
     plain, smooth = tmp_path / "plain", tmp_path / "smooth"
     quantize(smollm2_dir, plain, calib)
     quantize(smollm2_dir, smooth, calib, "--smooth", "auto", "--json", tmp_path / "report.json")
     base = tmp_path / "base.bin"
-    run([LOWBIT, "eval", "kld", "--base-model-path", smollm2_dir, "--save-base", base, "--text", TEXT, "--ctx", 128,
-         "--max-tokens", 768, "-t", 2, "-q"])
+    save_base(smollm2_dir, base)
     k_plain, k_smooth = kld(plain, base), kld(smooth, base)
     assert k_smooth < 0.5 * k_plain and k_smooth < 0.15, (k_plain, k_smooth)
 

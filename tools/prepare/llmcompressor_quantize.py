@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Writes a real compressed-tensors checkpoint with llm-compressor (0.14) from a float HF folder.
 
-  python tools/prepare/llmcompressor_quantize.py --model DIR --out DIR --scheme NAME [--gptq]
+  python tools/prepare/llmcompressor_quantize.py --model DIR --out DIR --scheme NAME [--gptq | --awq]
       [--calib FILE --calib-tokens 2048 --seq-len 256 | --calib-samples 4 --seq-len 16]
       [--ignore lm_head ...] [--dtype bfloat16]
 
-`oneshot` with `QuantizationModifier` (plain round-to-nearest with the library's min-max observers)
-or, with --gptq, `GPTQModifier`, on every Linear except --ignore; saved with save_compressed=True.
+`oneshot` with `QuantizationModifier` (plain round-to-nearest with the library's min-max observers),
+with --gptq `GPTQModifier`, or with --awq `AWQModifier` (its default Llama/Qwen3 mappings and
+duo-scaling grid, then round to nearest), on every Linear except --ignore; saved with
+save_compressed=True.
 Schemes (preset names are compressed-tensors' own presets):
   W8A8          int8 channel weights, int8 dynamic per-token activations (preset)
   W8A8_STATIC   int8 channel weights, int8 static symmetric per-tensor activations
@@ -79,7 +81,9 @@ def main() -> int:
     ap.add_argument("--model", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--scheme", required=True, choices=SCHEMES)
-    ap.add_argument("--gptq", action="store_true", help="GPTQModifier instead of plain RTN")
+    algo = ap.add_mutually_exclusive_group()
+    algo.add_argument("--gptq", action="store_true", help="GPTQModifier instead of plain RTN")
+    algo.add_argument("--awq", action="store_true", help="AWQModifier (scale search) instead of plain RTN")
     ap.add_argument("--calib", type=Path, help="text file for calibration (default: random ids)")
     ap.add_argument("--calib-tokens", type=int, default=2048)
     ap.add_argument("--calib-samples", type=int, default=4, help="rows of random ids (without --calib)")
@@ -94,11 +98,18 @@ def main() -> int:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from llmcompressor import oneshot
+    from llmcompressor.modifiers.awq import AWQModifier
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
     from compressed_tensors.quantization import QuantizationScheme
 
+    if a.awq and not torch.cuda.is_available():
+        # llm-compressor 0.14's AWQModifier pins its cached activations for faster host-to-GPU
+        # copies; pin_memory() needs a CUDA driver and raises without one. Pinning is only a
+        # transfer optimisation, so on a CPU-only machine it is skipped.
+        from llmcompressor.pipelines.cache import IntermediatesCache
+        IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=getattr(torch, a.dtype))
-    Modifier = GPTQModifier if a.gptq else QuantizationModifier
+    Modifier = GPTQModifier if a.gptq else AWQModifier if a.awq else QuantizationModifier
     custom = custom_schemes()
     if a.scheme in custom:
         mod = Modifier(config_groups={"group_0": QuantizationScheme(targets=["Linear"], **custom[a.scheme])},
@@ -114,7 +125,7 @@ def main() -> int:
         if src.exists() and not dst.exists():
             dst.write_bytes(src.read_bytes())
     qc = json.loads((a.out / "config.json").read_text())["quantization_config"]
-    print(f"wrote {a.out}: {a.scheme}{' (GPTQ)' if a.gptq else ''}, format {qc.get('format')}, "
+    print(f"wrote {a.out}: {a.scheme}{' (GPTQ)' if a.gptq else ' (AWQ)' if a.awq else ''}, format {qc.get('format')}, "
           f"{len(rows)} calibration rows of {a.seq_len}")
     return 0
 
