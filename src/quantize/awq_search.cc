@@ -226,7 +226,13 @@ void choose_awq(AwqPlan& p, const QuantPlan& plan, const std::map<std::string, L
         err[size_t(t)] = candidate_error(data[gi], layers[gi], svec[size_t(t)], act_bits[gi], quantize, y_ref[gi]);
       }
     });
-    std::vector<std::pair<const LayerPlan*, const LayerCalib*>> to_clip;
+    // A consumer to clip: its plan, the weights the search loop already loaded, its statistics.
+    struct ClipJob {
+      const LayerPlan* layer;
+      const std::vector<float>* w;
+      const LayerCalib* calib;
+    };
+    std::vector<ClipJob> to_clip;
     for (size_t gi = 0; gi < ng; ++gi) {
       SmoothGroup& g = p.scales.groups[begin + gi];
       size_t best = 0;
@@ -238,8 +244,8 @@ void choose_awq(AwqPlan& p, const QuantPlan& plan, const std::map<std::string, L
       p.duo[begin + gi] = cands[best] && cands[best]->duo;
       g.s = std::move(svec[gi * nc + best]);
       if (!g.s.empty() && !g.producer.empty()) g.producer_s = producer_divisors(g.s, g.tie_heads, g.head_dim);
-      for (const LayerPlan* l : layers[gi])
-        if (!is_qk(l->layer.prefix)) to_clip.emplace_back(l, data[gi].calib);
+      for (size_t i = 0; i < layers[gi].size(); ++i)
+        if (!is_qk(layers[gi][i]->layer.prefix)) to_clip.push_back({layers[gi][i], data[gi].w[i], data[gi].calib});
     }
     if (!o.clip) return;
     // Every group of the layer has its s now, so each consumer's final weight (columns × its
@@ -247,17 +253,17 @@ void choose_awq(AwqPlan& p, const QuantPlan& plan, const std::map<std::string, L
     std::vector<AwqClip> clips(to_clip.size());
     pool.parallel_for(int64_t(to_clip.size()), 1, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) {
-        const auto [l, c] = to_clip[size_t(i)];
+        const auto [l, w, c] = to_clip[size_t(i)];
         LinearInput in;
         in.plan = l;
-        in.w = load(l->layer.prefix);
+        in.w = *w;  // a copy: smooth_layer rescales it, the search's copy stays as loaded
         const std::vector<float> xs = smooth_layer(p.scales, l->layer.prefix, c, in);
         clips[size_t(i)] = search_clip(*l, in.w, xs.empty() ? c->sample.data() : xs.data(), c->sample_rows(),
                                        quantize, clip_ratios);
       }
     });
     for (size_t i = 0; i < to_clip.size(); ++i)
-      if (clips[i].clipped > 0) p.clips[to_clip[i].first->layer.prefix] = std::move(clips[i]);
+      if (clips[i].clipped > 0) p.clips[to_clip[i].layer->layer.prefix] = std::move(clips[i]);
   };
   search_layer_groups(p.scales, calib, load, "--algorithm awq", search, progress);
 }
