@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libevent-dev libcurl4-openssl-dev chromium
   libopenmpi-dev openmpi-bin
+  libopenblas-dev
   python3-venv
 )
 

@@ -117,6 +117,20 @@ class DecoderModel {
   void forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
                    ThreadPool& pool, std::vector<float>& logits);
 
+  // Layer at a time, for tools that change the model one decoder layer after another (the
+  // quantizer's sequential GPTQ): they keep the residual stream of their calibration batch
+  // between layers instead of recomputing every layer before the one they work on.
+  // embed() writes each token's embedding row into `x` (T × hidden, batch order);
+  // forward_layer() runs decoder layer `index` over those rows in place, writing the layer's
+  // keys and values into `cache` as forward() does (if the layer throws, `x` is unchanged);
+  // forward_head() runs the final norm and lm_head over them, logits as forward().
+  // Single-process models without recurrent layers (an Error otherwise).
+  void embed(std::span<const SequenceChunk> batch, const KvCache& cache, std::vector<float>& x);
+  void forward_layer(int64_t index, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
+                     std::vector<float>& x);
+  void forward_head(std::span<const SequenceChunk> batch, const KvCache& cache, const std::vector<float>& x,
+                    ThreadPool& pool, std::vector<float>& logits);
+
   // Every linear layer with its checkpoint prefix ("model.layers.0.self_attn.q_proj", ...,
   // "lm_head"), replaceable in place: lets a tool wrap a layer, e.g. the quantizer's
   // calibration observer.

@@ -309,6 +309,41 @@ void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache,
   head(batch, final_norm_, pool, logits, hidden);
 }
 
+namespace {
+// The layer-at-a-time calls (decoder.h) keep no recurrent state and announce nothing to other ranks.
+void check_layer_stepping(const DecoderModel& m, const char* what) {
+  if (m.tensor_parallel()) fail("{}: not available under tensor parallelism", what);
+  if (m.has_recurrent_state()) fail("{}: not available for models with recurrent layers", what);
+}
+}  // namespace
+
+void DecoderModel::embed(std::span<const SequenceChunk> batch, const KvCache& cache, std::vector<float>& x) {
+  check_layer_stepping(*this, "embed");
+  const int64_t T = begin_batch(batch, cache), h = local_.hidden_size;
+  x.assign(ws_->x.begin(), ws_->x.begin() + T * h);
+}
+
+void DecoderModel::forward_layer(int64_t index, std::span<const SequenceChunk> batch, KvCache& cache,
+                                 ThreadPool& pool, std::vector<float>& x) {
+  check_layer_stepping(*this, "forward_layer");
+  if (index < 0 || index >= int64_t(layers_.size()))
+    fail("forward_layer: layer {} outside the model's {} layers", index, layers_.size());
+  const int64_t T = begin_batch(batch, cache), h = local_.hidden_size;
+  if (int64_t(x.size()) != T * h) fail("forward_layer: {} values for {} tokens of {}", x.size(), T, h);
+  std::copy(x.begin(), x.end(), ws_->x.begin());
+  run_layer(layers_[size_t(index)], batch, cache, pool);
+  std::copy_n(ws_->x.begin(), T * h, x.begin());
+}
+
+void DecoderModel::forward_head(std::span<const SequenceChunk> batch, const KvCache& cache,
+                                const std::vector<float>& x, ThreadPool& pool, std::vector<float>& logits) {
+  check_layer_stepping(*this, "forward_head");
+  const int64_t T = begin_batch(batch, cache), h = local_.hidden_size;
+  if (int64_t(x.size()) != T * h) fail("forward_head: {} values for {} tokens of {}", x.size(), T, h);
+  std::copy(x.begin(), x.end(), ws_->x.begin());
+  head(batch, final_norm_, pool, logits, nullptr);
+}
+
 void DecoderModel::forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
                                ThreadPool& pool, std::vector<float>& logits) {
   if (!mtp_) fail("forward_mtp: the model was loaded without its MTP head");

@@ -4,9 +4,12 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/quant_types.h"
 #include "core/thread_pool.h"
+#include "kernels/float_gemm.h"
+#include "quantize/dense_linalg.h"
 
 namespace lowbit::quantize {
 
@@ -21,53 +24,7 @@ ComputeDType compute_of(DType d) {
 // R H R = L Lᵀ (lower Cholesky) gives H = V Vᵀ with V = R L R upper, so U = V⁻¹ = R L⁻¹ R:
 // one Cholesky and one triangular inverse instead of two Cholesky and a full inverse.
 
-// In-place lower Cholesky of the symmetric [k, k] `a` (lower half read and written). Returns
-// the first column whose pivot is not positive, or -1.
-int64_t cholesky_lower(std::vector<double>& a, int64_t k, ThreadPool& pool) {
-  for (int64_t j = 0; j < k; ++j) {
-    double* rj = a.data() + j * k;
-    double s = rj[j];
-    for (int64_t t = 0; t < j; ++t) s -= rj[t] * rj[t];
-    if (!(s > 0.0) || !std::isfinite(s)) return j;
-    const double d = std::sqrt(s);
-    rj[j] = d;
-    pool.parallel_for(k - j - 1, 64, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = j + 1 + b; i < j + 1 + e; ++i) {
-        double* ri = a.data() + i * k;
-        double acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;  // independent sums: no FMA chain stall
-        int64_t t = 0;
-        for (; t + 4 <= j; t += 4) {
-          acc0 += ri[t] * rj[t];
-          acc1 += ri[t + 1] * rj[t + 1];
-          acc2 += ri[t + 2] * rj[t + 2];
-          acc3 += ri[t + 3] * rj[t + 3];
-        }
-        for (; t < j; ++t) acc0 += ri[t] * rj[t];
-        ri[j] = (ri[j] - ((acc0 + acc1) + (acc2 + acc3))) / d;
-      }
-    });
-  }
-  return -1;
-}
-
-// X = L⁻¹ (lower), row by row: X[i, :] = (e_i - Σ_{t<i} L[i, t] X[t, :]) / L[i, i].
-std::vector<double> invert_lower(const std::vector<double>& l, int64_t k) {
-  std::vector<double> x(size_t(k * k), 0.0);
-  for (int64_t i = 0; i < k; ++i) {
-    double* xi = x.data() + i * k;
-    const double* li = l.data() + i * k;
-    for (int64_t t = 0; t < i; ++t) {
-      const double c = li[t];
-      if (c == 0.0) continue;
-      const double* xt = x.data() + t * k;
-      for (int64_t c2 = 0; c2 <= t; ++c2) xi[c2] -= c * xt[c2];
-    }
-    xi[i] += 1.0;
-    const double inv = 1.0 / li[i];
-    for (int64_t c2 = 0; c2 <= i; ++c2) xi[c2] *= inv;
-  }
-  return x;
-}
+// (cholesky_lower and invert_lower: dense_linalg.h.)
 
 // ---- One (row, group)'s quantization parameters and the anchors that make the writer
 // recompute them from writer_w.
@@ -342,7 +299,7 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
   std::vector<float> hd(static_cast<size_t>(k));
   for (int64_t p = 0; p < k; ++p) hd[size_t(p)] = float(h[size_t(perm[size_t(p)] * (k + 1))]);
 
-  // Damping, then the factor in processing order, reversed (see cholesky_lower above).
+  // Damping, then the factor in processing order, reversed (see the top of this file).
   double mean_diag = 0;
   for (int64_t i = 0; i < k; ++i) mean_diag += h[size_t(i * k + i)];
   mean_diag /= double(k);
@@ -354,16 +311,26 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
     }
   h.clear();
   h.shrink_to_fit();
-  if (const int64_t bad = cholesky_lower(a, k, pool); bad >= 0)
+  if (const int64_t bad = cholesky_lower(a, k, pool.size()); bad >= 0)
     fail("{}: the GPTQ Hessian (with damping {} · mean diagonal) is not positive definite at column {}; "
          "raise --gptq-damp (e.g. 0.1) or use more calibration tokens",
          layer, o.damp, perm[size_t(k - 1 - bad)]);
-  const std::vector<double> linv = invert_lower(a, k);
+  invert_lower(a, k, pool.size());  // a = L⁻¹
+  // U[p, q] = L⁻¹[k−1−p, k−1−q] (p ≤ q), processing order; also Uᵀ, the weight operand of the
+  // lazy batch updates' GEMM.
+  std::vector<float> u(size_t(k * k), 0.0f), ut(size_t(k * k), 0.0f);
+  pool.parallel_for(k, 16, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const double* src = a.data() + (k - 1 - p) * k;  // row k−1−p of L⁻¹, read backwards
+      for (int64_t q = p; q < k; ++q) u[size_t(p * k + q)] = float(src[k - 1 - q]);
+    }
+  });
   a.clear();
   a.shrink_to_fit();
-  std::vector<float> u(size_t(k * k), 0.0f);  // U[p, q], p <= q, processing order
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t q = p; q < k; ++q) u[size_t(p * k + q)] = float(linv[size_t((k - 1 - p) * k + (k - 1 - q))]);
+  pool.parallel_for(k, 16, [&](int64_t q0, int64_t q1, int) {
+    for (int64_t q = q0; q < q1; ++q)
+      for (int64_t p = 0; p <= q; ++p) ut[size_t(q * k + p)] = u[size_t(p * k + q)];
+  });
 
   // Group of processing position p in the checkpoint's grouping (g_idx: groups contiguous
   // in processing order).
@@ -388,9 +355,10 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
   // Each chunk of rows runs twice: a first pass that forces no code and notes, for every group
   // left without its extreme code, the element where forcing it would add the least error;
   // then the real pass, forcing there (gptq.h: why codes are forced at all).
+  const FloatGemmKernel& gemm = pick_float_gemm(DType::F32, cpu_features());
   pool.parallel_for(n, 8, [&](int64_t r0, int64_t r1, int) {
     const int64_t rows = r1 - r0;
-    std::vector<float> err(size_t(rows * block));
+    std::vector<float> err(size_t(rows * block), 0.0f), upd(size_t(rows * k));
     std::vector<int64_t> positions(static_cast<size_t>(gs));
     std::vector<float> vals(static_cast<size_t>(gs));
     const std::vector<float> w0(wp.begin() + r0 * k, wp.begin() + r1 * k);
@@ -461,13 +429,14 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
             for (int64_t j = p + 1; j < i2; ++j) wr[j] -= e * up[j];
           }
         }
-        // Lazy batch update of everything right of the block.
-        for (int64_t row = r0; row < r1; ++row) {
-          float* wr = wp.data() + row * k;
-          for (int64_t t = 0; t < i2 - i1; ++t) {
-            const float e = err[size_t((row - r0) * block + t)];
-            const float* ut = u.data() + (i1 + t) * k;
-            for (int64_t j = i2; j < k; ++j) wr[j] -= e * ut[j];
+        // Lazy batch update of everything right of the block, as the reference's
+        // W[:, i2:] −= Err · U[i1:i2, i2:]: one fp32 GEMM (Err rows × Uᵀ rows), then subtracted.
+        if (i2 < k) {
+          gemm.run({err.data(), block, ut.data() + i2 * k + i1, k, upd.data(), k - i2, rows, i2 - i1, 0, k - i2});
+          for (int64_t row = r0; row < r1; ++row) {
+            float* wr = wp.data() + row * k;
+            const float* ur = upd.data() + (row - r0) * (k - i2);
+            for (int64_t j = i2; j < k; ++j) wr[j] -= ur[j - i2];
           }
         }
       }

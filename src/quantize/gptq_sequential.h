@@ -1,13 +1,20 @@
 // llm-compressor's sequential pipeline for GPTQ in `lowbit quantize --algorithm gptq`: decoder
 // layers are quantized in order, and the calibration inputs of layer i (its Hessians, and the
 // ranges and sampled rows calibration.h records) come from running the model with layers < i
-// already replaced by their GPTQ weights. Each stage's forward stops right after layer i, so
-// the whole run costs about L/2 forwards over the calibration tokens. lm_head, when it is
-// quantized, is a last stage with full forwards.
+// already replaced by their GPTQ weights. The residual stream of every calibration sequence is
+// kept between stages (DecoderModel::forward_layer), so each layer runs twice in all: once
+// with its float weights to collect its Hessians (stopping before down_proj's product, which
+// nothing reads), once with its GPTQ weights to make the next layer's input. lm_head, when it
+// is quantized, is a last stage over the final residual stream.
 //
-// Memory: the float model is mmap'd; a finished layer runs as a fp32 FloatLinear over its
-// dequantized weights (exact W4A16-style simulation: activations stay float during
-// calibration, as in llm-compressor), so done layers cost 4 bytes per weight until the end.
+// Precision follows the float model: a layer whose FloatLinear multiplies BF16-rounded
+// activations (BF16 weights on a CPU with AVX512-BF16, FloatLinear::activation_type) gets its
+// Hessian from those BF16 inputs and runs its GPTQ weights rounded to BF16 afterwards, which is
+// what llm-compressor does for a BF16 model (bf16 activations; the fake-quantized weight written
+// back into the bf16 parameter). Otherwise both stay fp32.
+//
+// Memory: the float model is mmap'd; the residual streams take tokens × hidden × 4 bytes
+// (512 MB for 128 × 512 tokens of a 2048-wide model); one layer's GPTQ weights at a time.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +38,7 @@ struct GptqSequentialOptions {
   int threads = 0;
   GptqOptions gptq;
   std::map<std::string, IntGrid> grids;  // every layer GPTQ quantizes, by prefix
-  std::function<void(int64_t done, int64_t total)> progress;  // stages (decoder layers)
+  std::function<void(int64_t done, int64_t total)> progress;  // stages (decoder layers, lm_head)
 };
 
 // Called once per GPTQ-quantized layer, in model order, from the calling thread.

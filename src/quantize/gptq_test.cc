@@ -7,10 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "models/decoder.h"
 #include "quantize/quantize_test_util.h"
 #include "quantize/hessian.h"
 
@@ -33,8 +36,9 @@ std::vector<float> correlated_inputs(int64_t rows, int64_t k, uint32_t seed) {
   return x;
 }
 
-std::vector<double> hessian_of(const std::vector<float>& x, int64_t rows, int64_t k, ThreadPool& pool) {
-  HessianAccumulator acc(k);
+std::vector<double> hessian_of(const std::vector<float>& x, int64_t rows, int64_t k, ThreadPool& pool,
+                               FloatAct act = FloatAct::F32) {
+  HessianAccumulator acc(k, act);
   acc.add(x.data(), k, rows / 2, pool);  // two calls, as two calibration sequences
   acc.add(x.data() + (rows / 2) * k, k, rows - rows / 2, pool);
   return acc.hessian();
@@ -188,19 +192,52 @@ TEST(Gptq, SingularHessianGivesNoNaN) {
   }
 }
 
+// k = 150: three column blocks of the triangle (64, 64, 22), the last pair a single block.
+// BF16 activations: H of the BF16-rounded inputs (each product exact in fp32).
 TEST(Gptq, HessianAccumulatorIsTwoOverNSumOfOuterProducts) {
   ThreadPool pool(2);
-  const int64_t k = 40, rows = 70;
+  const int64_t k = 150, rows = 70;
   const std::vector<float> x = randn(rows * k, 17);
-  const std::vector<double> h = hessian_of(x, rows, k, pool);
-  for (int64_t i = 0; i < k; ++i)
-    for (int64_t j = 0; j < k; ++j) {
-      double ref = 0;
-      for (int64_t r = 0; r < rows; ++r) ref += double(x[size_t(r * k + i)]) * double(x[size_t(r * k + j)]);
-      ref *= 2.0 / double(rows);
-      EXPECT_NEAR(h[size_t(i * k + j)], ref, 1e-5 * (1 + std::fabs(ref)));
-      EXPECT_EQ(h[size_t(i * k + j)], h[size_t(j * k + i)]);
-    }
+  for (FloatAct act : {FloatAct::F32, FloatAct::BF16}) {
+    const std::vector<double> h = hessian_of(x, rows, k, pool, act);
+    auto in = [&](int64_t r, int64_t i) {
+      const float v = x[size_t(r * k + i)];
+      return double(act == FloatAct::BF16 ? bf16_to_f32(f32_to_bf16(v)) : v);
+    };
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        double ref = 0;
+        for (int64_t r = 0; r < rows; ++r) ref += in(r, i) * in(r, j);
+        ref *= 2.0 / double(rows);
+        EXPECT_NEAR(h[size_t(i * k + j)], ref, 1e-5 * (1 + std::fabs(ref))) << float_act_name(act) << " " << i << "," << j;
+        EXPECT_EQ(h[size_t(i * k + j)], h[size_t(j * k + i)]);
+      }
+  }
+}
+
+// The sequential pipeline steps the model layer by layer over kept residual streams
+// (DecoderModel::embed / forward_layer / forward_head): that must be the very forward() it
+// replaces, bit for bit (same kernels, same order), on the real default model.
+TEST(Gptq, LayerSteppingEqualsTheForward) {
+  const auto dir = std::filesystem::path(LOWBIT_SOURCE_DIR) / "models/smollm2-135m-instruct";
+  if (!std::filesystem::exists(dir / "config.json")) GTEST_SKIP() << "no " << dir << " (scripts/prepare_default_model.sh)";
+  auto model = DecoderModel::load(dir);
+  ThreadPool pool(2);
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 37; ++i) ids.push_back(100 + 211 * i % 4000);
+  const SequenceChunk chunk{0, 0, ids, true, {}};
+  KvCache cache = model->make_cache(1, 64);
+  std::vector<float> want, got, x;
+  model->forward({&chunk, 1}, cache, pool, want);
+  model->embed({&chunk, 1}, cache, x);
+  for (int64_t l = 0; l < model->config().num_hidden_layers; ++l) model->forward_layer(l, {&chunk, 1}, cache, pool, x);
+  model->forward_head({&chunk, 1}, cache, x, pool, got);
+  const size_t n = ids.size() * size_t(model->config().vocab_size);
+  ASSERT_GE(got.size(), n);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], want[i]) << i;
+  EXPECT_THROW(model->forward_layer(model->config().num_hidden_layers, {&chunk, 1}, cache, pool, x), Error);
+  x.pop_back();
+  EXPECT_THROW(model->forward_layer(0, {&chunk, 1}, cache, pool, x), Error);
 }
 
 TEST(Gptq, GridForSchemes) {

@@ -2,8 +2,12 @@
 // accumulated by an observing LinearMethod decorator (like calibration.h's ObservingLinear).
 // Layers that read the same input (q/k/v, gate/up) share one accumulator: only the first of
 // them (the "owner") adds rows, so each H is K×K once per distinct input.
-// Precision: each forward call's Xᵀ X (≤ one calibration sequence of rows) is an fp32 GEMM
-// with the float kernels; the calls are summed in fp64.
+// Precision: each forward call's Xᵀ X (≤ one calibration sequence of rows) is a GEMM of the
+// float kernels over the lower triangle only (H is symmetric: half the products), summed over
+// the calls in fp64. The inputs are the values the layer multiplies: with BF16 activations
+// (FloatLinear's choice for BF16 weights on a CPU with AVX512-BF16) X rounded to BF16, whose
+// products are exact in fp32, as llm-compressor computes H for a BF16 model (bf16 inputs cast
+// to fp32); with F32 activations X itself in fp32.
 #pragma once
 
 #include <cstdint>
@@ -11,25 +15,31 @@
 #include <string>
 #include <vector>
 
+#include "kernels/float_gemm.h"
 #include "schemes/linear_method.h"
 
 namespace lowbit::quantize {
 
 class HessianAccumulator {
  public:
-  explicit HessianAccumulator(int64_t k) : k_(k), sum_(size_t(k * k), 0.0) {}
+  HessianAccumulator(int64_t k, FloatAct act) : k_(k), act_(act), sum_(size_t(k * k), 0.0) {}
   // Adds Σ xᵀ x over m rows of k floats, ldx apart.
   void add(const float* x, int64_t ldx, int64_t m, ThreadPool& pool);
   int64_t k() const { return k_; }
   int64_t rows() const { return rows_; }
   // 2/n Σ x xᵀ, [k, k] row-major (zeros before any row).
   std::vector<double> hessian() const;
+  // The same, made in place from the sums (which are gone afterwards): one K² buffer less at
+  // the peak, for the largest layers.
+  std::vector<double> release_hessian();
 
  private:
   int64_t k_;
+  FloatAct act_;
   int64_t rows_ = 0;
-  std::vector<double> sum_;
-  std::vector<float> xt_, part_;  // scratch: Xᵀ and one call's Xᵀ X
+  std::vector<double> sum_;       // lower triangle of Σ Xᵀ X (the upper half stays 0)
+  std::vector<float> xt_, part_;  // scratch: Xᵀ and one call's Xᵀ X (lower triangle)
+  std::vector<uint16_t> xt_bf16_; // Xᵀ in BF16: the weight operand of the BF16 kernel
 };
 
 // Observes a layer's input into `acc` when `owner`, then runs the layer unchanged.
