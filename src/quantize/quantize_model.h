@@ -15,6 +15,7 @@
 #include "quantize/error_report.h"
 #include "quantize/gptq.h"
 #include "quantize/quant_plan.h"
+#include "quantize/scheme_search.h"
 #include "quantize/smooth_quant.h"
 
 namespace lowbit::quantize {
@@ -41,10 +42,14 @@ struct QuantizeOptions {
   // --smooth: SmoothQuant on the static-int8 layers before quantizing (smooth_quant.h).
   std::optional<SmoothOptions> smooth;
   AwqOptions awq;  // --algorithm awq
+  // --target-kld / --target-bits: the scheme of every layer the plan gives "--scheme" (pass
+  // scheme FLOAT as its placeholder) is chosen by scheme_search.h before anything else runs.
+  std::optional<SearchOptions> search;
+  std::function<void(const SchemeSearchReport&)> on_search;
   std::filesystem::path gptq_dump;  // hidden --gptq-dump DIR: per-layer W, H and codes for tests
   std::function<void(const GptqLayerStats&)> on_gptq_layer;
-  // (stage, done, total): stage is "calibrating" (tokens), "smoothing" or "awq" (groups),
-  // "gptq" or "quantizing" (layers).
+  // (stage, done, total): stage is "searching" (forward passes), "calibrating" (tokens),
+  // "smoothing" or "awq" (groups), "gptq" or "quantizing" (layers).
   std::function<void(const char* stage, int64_t done, int64_t total)> progress;
 };
 
