@@ -40,7 +40,7 @@ const Lapack& lapack() {
     void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h)
       fail("GPTQ needs OpenBLAS for its Hessian factor and could not load it ({}); install the Debian package "
-           "libopenblas0 (scripts/setup.sh does)",
+           "libopenblas-dev (scripts/setup.sh does)",
            dlerror());
     Lapack r;
     r.potrf = reinterpret_cast<Potrf>(dlsym(h, "dpotrf_"));

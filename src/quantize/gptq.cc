@@ -316,21 +316,15 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
          "raise --gptq-damp (e.g. 0.1) or use more calibration tokens",
          layer, o.damp, perm[size_t(k - 1 - bad)]);
   invert_lower(a, k, pool.size());  // a = L⁻¹
-  // U[p, q] = L⁻¹[k−1−p, k−1−q] (p ≤ q), processing order; also Uᵀ, the weight operand of the
-  // lazy batch updates' GEMM.
-  std::vector<float> u(size_t(k * k), 0.0f), ut(size_t(k * k), 0.0f);
-  pool.parallel_for(k, 16, [&](int64_t p0, int64_t p1, int) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const double* src = a.data() + (k - 1 - p) * k;  // row k−1−p of L⁻¹, read backwards
-      for (int64_t q = p; q < k; ++q) u[size_t(p * k + q)] = float(src[k - 1 - q]);
-    }
+  // Uᵀ, with U[p, q] = L⁻¹[k−1−p, k−1−q] (p ≤ q) in processing order: the weight operand of the
+  // lazy batch updates' GEMM; each block's own U rows are copied out of it (ublk below).
+  std::vector<float> ut(size_t(k * k), 0.0f);
+  pool.parallel_for(k, 16, [&](int64_t q0, int64_t q1, int) {
+    for (int64_t q = q0; q < q1; ++q)
+      for (int64_t p = 0; p <= q; ++p) ut[size_t(q * k + p)] = float(a[size_t((k - 1 - p) * k + (k - 1 - q))]);
   });
   a.clear();
   a.shrink_to_fit();
-  pool.parallel_for(k, 16, [&](int64_t q0, int64_t q1, int) {
-    for (int64_t q = q0; q < q1; ++q)
-      for (int64_t p = 0; p <= q; ++p) ut[size_t(q * k + p)] = u[size_t(p * k + q)];
-  });
 
   // Group of processing position p in the checkpoint's grouping (g_idx: groups contiguous
   // in processing order).
@@ -358,7 +352,7 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
   const FloatGemmKernel& gemm = pick_float_gemm(DType::F32, cpu_features());
   pool.parallel_for(n, 8, [&](int64_t r0, int64_t r1, int) {
     const int64_t rows = r1 - r0;
-    std::vector<float> err(size_t(rows * block), 0.0f), upd(size_t(rows * k));
+    std::vector<float> err(size_t(rows * block), 0.0f), upd(size_t(rows * k)), ublk(size_t(block * block));
     std::vector<int64_t> positions(static_cast<size_t>(gs));
     std::vector<float> vals(static_cast<size_t>(gs));
     const std::vector<float> w0(wp.begin() + r0 * k, wp.begin() + r1 * k);
@@ -383,6 +377,9 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
       }
       for (int64_t i1 = 0; i1 < k; i1 += block) {
         const int64_t i2 = std::min(k, i1 + block);
+        // The block's rows of U, U[i1 + t, i1 + j] for t ≤ j, contiguous per row.
+        for (int64_t t = 0; t < i2 - i1; ++t)
+          for (int64_t j = t; j < i2 - i1; ++j) ublk[size_t(t * block + j)] = ut[size_t((i1 + j) * k + i1 + t)];
         for (int64_t p = i1; p < i2; ++p) {
           const int64_t g = group_of(p);
           if (!static_groups && p % gs == 0)  // group start: contiguous [p, p + gs) here
@@ -391,8 +388,8 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
               params[size_t(row * groups + g)] =
                   grid.params(wp.data() + row * k + p, gs, positions.data(), hd.data(), o.scale_search);
             }
-          const float d = u[size_t(p * k + p)];
-          const float* up = u.data() + p * k;
+          const float* up = ublk.data() + (p - i1) * block;  // up[j − i1] = U[p, j], j in [p, i2)
+          const float d = up[p - i1];
           for (int64_t row = r0; row < r1; ++row) {
             float* wr = wp.data() + row * k;
             GroupParams& gp = params[size_t(row * groups + g)];
@@ -426,7 +423,7 @@ GptqResult gptq_quantize(const std::string& layer, const float* w_in, int64_t n,
             deqp[size_t(row * k + p)] = xq;
             wr[p] = xq;
             err[size_t((row - r0) * block + (p - i1))] = e;
-            for (int64_t j = p + 1; j < i2; ++j) wr[j] -= e * up[j];
+            for (int64_t j = p + 1; j < i2; ++j) wr[j] -= e * up[j - i1];
           }
         }
         // Lazy batch update of everything right of the block, as the reference's
