@@ -48,7 +48,7 @@ TEST(FloatGemm, EveryKernelMatchesReference) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   const Case cases[] = {{1, 1, 1},   {1, 7, 15},  {1, 9, 16},   {1, 5, 17},   {2, 4, 31},   {3, 5, 33},
                         {4, 4, 64},  {5, 3, 100}, {7, 13, 129}, {17, 9, 257}, {65, 6, 48},  {70, 33, 520},
-                        {1, 64, 4160}};
+                        {1, 64, 4160}, {150, 7, 2100}};
   for (DType t : {DType::BF16, DType::F16, DType::F32}) {
     auto kernels = float_gemm_kernels(t, cpu_features());
     ASSERT_FALSE(kernels.empty());
@@ -86,6 +86,37 @@ TEST(FloatGemm, EveryKernelMatchesReference) {
           for (int64_t n = c.n; n < ldy; ++n) ASSERT_EQ(y[size_t(m * ldy + n)], -1.0f) << kern->name;
         }
       }
+    }
+  }
+}
+
+// A row's result must not depend on how many rows share the call: the engine's batching
+// invariance (a sequence decoded alone or beside others, prefilled in one chunk or several)
+// rests on it. Kernels switch loop nests by m (in-place tiles for decode, widened panels for
+// prefill), so each row of a 150-row call (two row chunks) is compared bit for bit with the
+// same row computed alone and in a call of 5 rows.
+TEST(FloatGemm, RowsDoNotDependOnHowManyShareTheCall) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t m = 150, n = 13, k = 2100, ldx = k + 3, ldw = k + 1, ldy = n;
+  for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+    std::vector<float> exact_w;
+    auto wbytes = make_weights(t, n, k, ldw, rng, exact_w);
+    std::vector<float> x(size_t(m * ldx));
+    for (auto& v : x) v = dist(rng);
+    for (const FloatGemmKernel* kern : float_gemm_kernels(t, cpu_features())) {
+      std::vector<float> all(size_t(m * ldy));
+      kern->run({x.data(), ldx, wbytes.data() + 1, ldw, all.data(), ldy, m, k, 0, n});
+      for (int64_t rows : {int64_t(1), int64_t(5)})
+        for (int64_t r0 = 0; r0 + rows <= m; r0 += 37) {
+          std::vector<float> part(size_t(rows * ldy));
+          kern->run({x.data() + r0 * ldx, ldx, wbytes.data() + 1, ldw, part.data(), ldy, rows, k, 0, n});
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < n; ++j)
+              ASSERT_EQ(part[size_t(i * ldy + j)], all[size_t((r0 + i) * ldy + j)])
+                  << kern->name << " " << dtype_name(t) << ": row " << r0 + i << " col " << j << " alone in a call of "
+                  << rows << " rows";
+        }
     }
   }
 }
