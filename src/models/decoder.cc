@@ -25,7 +25,7 @@ SchemeSpec float_spec(const char* origin) {
 
 }  // namespace
 
-DecoderModel::DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint)
+DecoderModel::DecoderModel(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint)
     : config_(std::move(config)),
       local_(config_),
       traits_(arch_traits(config_.arch)),
@@ -46,11 +46,18 @@ void DecoderModel::idle() {
 std::unique_ptr<DecoderModel> DecoderModel::load(const std::filesystem::path& dir, LoadProgress progress,
                                                  std::string_view quantization, const DraftHeadOptions& draft,
                                                  TpGroup* tp) {
+  load_model_config(dir);  // a missing or bad config.json is named before the tensors are opened
+  return load(std::make_shared<const Checkpoint>(dir), std::move(progress), quantization, draft, tp);
+}
+
+std::unique_ptr<DecoderModel> DecoderModel::load(std::shared_ptr<const Checkpoint> checkpoint, LoadProgress progress,
+                                                 std::string_view quantization, const DraftHeadOptions& draft,
+                                                 TpGroup* tp) {
+  const std::filesystem::path& dir = checkpoint->dir();
   if (tp && tp->size() < 2) tp = nullptr;
   // Rank 0 announces the load first, so every rank reads its slices at the same time.
   const int64_t tp_id = tp && tp->leader() ? tp->announce_load(dir, quantization) : 0;
   ModelConfig config = load_model_config(dir);
-  auto checkpoint = std::make_unique<Checkpoint>(dir);
   auto format = detect_format(*checkpoint, config);
   // MoE routers stay as the checkpoint stores them (float unless it quantized them): online
   // quantization applies to the experts and the other linear layers only.

@@ -77,6 +77,12 @@ class DecoderModel {
   static std::unique_ptr<DecoderModel> load(const std::filesystem::path& dir, LoadProgress progress = {},
                                             std::string_view quantization = {}, const DraftHeadOptions& draft = {},
                                             TpGroup* tp = nullptr);
+  // The same from a checkpoint the caller already has open (its folder holds config.json):
+  // the model shares that one mapping, so a caller that also reads the checkpoint's tensors
+  // (lowbit quantize) does not map, and count as resident, every weight twice.
+  static std::unique_ptr<DecoderModel> load(std::shared_ptr<const Checkpoint> checkpoint, LoadProgress progress = {},
+                                            std::string_view quantization = {}, const DraftHeadOptions& draft = {},
+                                            TpGroup* tp = nullptr);
   ~DecoderModel();
 
   // Tensor parallelism: null for one process.
@@ -144,7 +150,7 @@ class DecoderModel {
   struct Layer;
   struct Workspace;
   struct MtpHead;
-  DecoderModel(ModelConfig config, std::unique_ptr<Checkpoint> checkpoint);
+  DecoderModel(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint);
   // `router_format` builds MoE routers: the checkpoint's own format, also under online
   // quantization (which `format` then applies to every other linear layer).
   void load_layers(const Format& format, const Format& router_format, LoadProgress& progress);
@@ -171,7 +177,7 @@ class DecoderModel {
   // under tensor parallelism, else config_ itself.
   ModelConfig local_;
   const ArchTraits& traits_;
-  std::unique_ptr<Checkpoint> checkpoint_;
+  std::shared_ptr<const Checkpoint> checkpoint_;
   TensorView embed_tokens_;
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;

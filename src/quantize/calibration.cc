@@ -52,10 +52,10 @@ void ObservingLinear::apply(const float* x, int64_t ldx, int64_t m, float* y, in
   inner_->apply(x, ldx, m, y, ldy, pool);
 }
 
-std::map<std::string, LayerCalib> run_calibration(const std::filesystem::path& model_dir, const CalibOptions& o) {
+std::map<std::string, LayerCalib> run_calibration(std::shared_ptr<const Checkpoint> ckpt, const CalibOptions& o) {
   if (o.tokens.empty()) fail("calibration: no tokens");
   if (o.seq_len <= 0) fail("calibration: sequence length must be positive");
-  auto model = DecoderModel::load(model_dir);
+  auto model = DecoderModel::load(std::move(ckpt));
   const int64_t vocab = model->config().vocab_size;
   for (size_t i = 0; i < o.tokens.size(); ++i)
     if (o.tokens[i] < 0 || o.tokens[i] >= vocab)

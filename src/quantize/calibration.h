@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "io/checkpoint.h"
 #include "schemes/linear_method.h"
 
 namespace lowbit::quantize {
@@ -65,10 +66,10 @@ struct CalibOptions {
   std::function<void(int64_t done, int64_t total)> progress;  // tokens
 };
 
-// Loads the float model from `model_dir`, runs every chunk of tokens through it and returns
+// Loads the float model from `ckpt` (sharing its mapping), runs every chunk of tokens through it and returns
 // the observations by layer prefix. Token ids must be < vocab_size (an Error names the first
 // one that is not).
-std::map<std::string, LayerCalib> run_calibration(const std::filesystem::path& model_dir, const CalibOptions& o);
+std::map<std::string, LayerCalib> run_calibration(std::shared_ptr<const Checkpoint> ckpt, const CalibOptions& o);
 
 // Calibration tokens: the text of `text_file` encoded with the model's tokenizer (no special
 // tokens), or a JSON array of ids in `ids_file`; the first `count` of them.

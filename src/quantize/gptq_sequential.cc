@@ -62,12 +62,14 @@ std::string hessian_key(const std::string& prefix) {
 
 }  // namespace
 
-std::map<std::string, LayerCalib> run_gptq_sequential(const std::filesystem::path& model_dir, const Checkpoint& ckpt,
+std::map<std::string, LayerCalib> run_gptq_sequential(std::shared_ptr<const Checkpoint> ckpt_ptr,
                                                       const QuantPlan& plan, const GptqSequentialOptions& o,
                                                       const GptqEmit& emit) {
   if (o.tokens.empty()) fail("GPTQ calibration: no tokens");
   if (o.seq_len <= 0) fail("--calib-seq-len {} must be positive", o.seq_len);
-  auto model = DecoderModel::load(model_dir);
+  const Checkpoint& ckpt = *ckpt_ptr;
+  const std::filesystem::path model_dir = ckpt.dir();
+  auto model = DecoderModel::load(ckpt_ptr);
   const ModelConfig& config = model->config();
   if (config.moe.num_experts > 0)
     fail("--algorithm gptq: {} is a mixture-of-experts model; GPTQ here handles dense decoder layers only",

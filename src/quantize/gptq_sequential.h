@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,8 @@ using GptqEmit = std::function<void(const LayerPlan& layer, GptqResult&& result,
 
 // Runs the stages and returns what was observed of every layer of a stage that had work
 // (FLOAT layers included), by prefix. Layers of `plan` not in `grids` stay float.
-std::map<std::string, LayerCalib> run_gptq_sequential(const std::filesystem::path& model_dir, const Checkpoint& ckpt,
+// The float model shares `ckpt`'s mapping (and the GPTQ weights are read from it).
+std::map<std::string, LayerCalib> run_gptq_sequential(std::shared_ptr<const Checkpoint> ckpt_ptr,
                                                       const QuantPlan& plan, const GptqSequentialOptions& o,
                                                       const GptqEmit& emit);
 

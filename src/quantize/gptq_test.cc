@@ -8,6 +8,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
 #include <random>
 
 #include "core/dtype.h"
@@ -238,6 +241,38 @@ TEST(Gptq, LayerSteppingEqualsTheForward) {
   EXPECT_THROW(model->forward_layer(model->config().num_hidden_layers, {&chunk, 1}, cache, pool, x), Error);
   x.pop_back();
   EXPECT_THROW(model->forward_layer(0, {&chunk, 1}, cache, pool, x), Error);
+}
+
+// How many times this process maps `file` (lines of /proc/self/maps naming it).
+int mappings_of(const std::filesystem::path& file) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string name = std::filesystem::canonical(file).string();
+  int count = 0;
+  for (std::string line; std::getline(maps, line);)
+    if (line.size() >= name.size() && line.compare(line.size() - name.size(), name.size(), name) == 0) ++count;
+  return count;
+}
+
+// lowbit quantize reads the float weights from its Checkpoint and loads float models
+// (calibration, GPTQ's pipeline, the scheme search's probe) beside it: they must share its one
+// mapping, or every weight page the two touch counts twice in the resident set (the peak-RSS
+// bound of 2 × the weights was missed by that on a 1.7B model).
+TEST(Gptq, ModelSharesTheCallersCheckpointMapping) {
+  const auto dir = std::filesystem::path(LOWBIT_SOURCE_DIR) / "models/smollm2-135m-instruct";
+  if (!std::filesystem::exists(dir / "config.json")) GTEST_SKIP() << "no " << dir << " (scripts/prepare_default_model.sh)";
+  const auto file = dir / "model.safetensors";
+  ASSERT_EQ(mappings_of(file), 0);
+  auto ckpt = std::make_shared<const Checkpoint>(dir);
+  const int alone = mappings_of(file);
+  ASSERT_GE(alone, 1);
+  {
+    auto shared = DecoderModel::load(ckpt);
+    EXPECT_EQ(mappings_of(file), alone);
+    auto own = DecoderModel::load(dir);  // the path overload maps the file itself
+    EXPECT_EQ(mappings_of(file), 2 * alone);
+  }
+  ckpt.reset();
+  EXPECT_EQ(mappings_of(file), 0);  // the models released it
 }
 
 TEST(Gptq, GridForSchemes) {

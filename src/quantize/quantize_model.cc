@@ -127,7 +127,11 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   if (!o.calib_text.empty() && !o.calib_ids.empty()) fail("--calib and --calib-ids are exclusive");
 
   const ModelConfig config = load_model_config(o.input);
-  const Checkpoint ckpt(o.input);
+  // One mapping of the checkpoint, shared with every float model loaded below (calibration,
+  // GPTQ's pipeline, the scheme search's probe): two mappings would count each page twice in
+  // the process's resident set.
+  const auto ckpt_ptr = std::make_shared<const Checkpoint>(o.input);
+  const Checkpoint& ckpt = *ckpt_ptr;
   const DType model_dtype = config.torch_dtype;
   PlanOptions po = o.plan;
   po.tied_lm_head = config.tie_word_embeddings;
@@ -145,8 +149,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
            flag);
     if (o.smooth) fail("{} with --smooth: the search's candidates have no static activation scales to smooth", flag);
     SearchInputs si;
-    si.model_dir = o.input;
-    si.ckpt = &ckpt;
+    si.ckpt = ckpt_ptr;
     si.config = &config;
     si.tokens = load_calibration_tokens(o.input, o.calib_text, o.calib_ids, o.search->tokens);
     si.threads = o.threads;
@@ -217,7 +220,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     co.max_rows = o.calib_rows;
     co.threads = o.threads;
     if (o.progress) co.progress = [&](int64_t d, int64_t t) { o.progress("calibrating", d, t); };
-    calib = run_calibration(o.input, co);
+    calib = run_calibration(ckpt_ptr, co);
   }
   auto writer = make_format_writer(plan, model_dtype);
   if (o.smooth || use_awq) {
@@ -329,7 +332,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
       gptq_done.insert(l.layer.prefix);
       if (o.on_gptq_layer) o.on_gptq_layer(st);
     };
-    calib = run_gptq_sequential(o.input, ckpt, plan, so, emit);
+    calib = run_gptq_sequential(ckpt_ptr, plan, so, emit);
     if (!o.gptq_dump.empty()) write_gptq_dump_index(o.gptq_dump, dump);
     report.notes.push_back(fmt::format(
         "GPTQ on {} layers (damp {}, block {}, act-order {}, {} group scales{}), sequential: each layer's Hessian "

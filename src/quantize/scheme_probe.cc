@@ -144,8 +144,9 @@ struct KldProbe::State {
   }
 };
 
-KldProbe::KldProbe(const std::filesystem::path& model_dir, std::vector<int32_t> tokens, int64_t ctx, int threads) {
-  auto model = DecoderModel::load(model_dir);
+KldProbe::KldProbe(std::shared_ptr<const Checkpoint> ckpt, std::vector<int32_t> tokens, int64_t ctx, int threads) {
+  const std::filesystem::path model_dir = ckpt->dir();
+  auto model = DecoderModel::load(std::move(ckpt));
   const int64_t vocab = model->config().vocab_size;
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)

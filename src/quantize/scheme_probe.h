@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "io/checkpoint.h"
 #include "schemes/linear_method.h"
 
 namespace lowbit {
@@ -38,8 +39,9 @@ double row_kl(const float* p, double p_log_p, double p_sum, const float* logits,
 
 class KldProbe {
  public:
-  // Loads the float model from `model_dir` and runs it over `tokens` in windows of `ctx`.
-  KldProbe(const std::filesystem::path& model_dir, std::vector<int32_t> tokens, int64_t ctx, int threads);
+  // Loads the float model from `ckpt` (sharing its mapping) and runs it over `tokens` in
+  // windows of `ctx`.
+  KldProbe(std::shared_ptr<const Checkpoint> ckpt, std::vector<int32_t> tokens, int64_t ctx, int threads);
   ~KldProbe();
 
   // Mean KL(float ‖ model with `swaps` installed) over the scored tokens; swaps maps a layer

@@ -297,7 +297,7 @@ SchemeSearchReport search_schemes(QuantPlan& plan, const SearchOptions& o, const
 
   const int64_t ctx = std::min<int64_t>(o.ctx, int64_t(in.tokens.size()));
   const int64_t total_passes = measure_passes + (fixed.empty() ? 0 : 1) + int64_t(nc - 1) + (o.target_kld ? o.rounds : 1);
-  KldProbe probe(in.model_dir, in.tokens, ctx, in.threads);
+  KldProbe probe(in.ckpt, in.tokens, ctx, in.threads);
   r.tokens = int64_t(in.tokens.size() / size_t(ctx)) * ctx;
   r.scored = probe.scored_tokens();
   auto tick = [&] {

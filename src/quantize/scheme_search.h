@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -98,8 +99,7 @@ struct SchemeSearchReport {
 };
 
 struct SearchInputs {
-  std::filesystem::path model_dir;
-  const Checkpoint* ckpt = nullptr;
+  std::shared_ptr<const Checkpoint> ckpt;  // the float model's, shared with the probe's model
   const ModelConfig* config = nullptr;
   std::vector<int32_t> tokens;  // calibration tokens, already cut to SearchOptions::tokens
   int threads = 0;
