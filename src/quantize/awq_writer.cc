@@ -74,6 +74,7 @@ class AwqWriter final : public FormatWriter {
         for (int64_t i = 0; i < m; ++i)
           for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[size_t(j)];
     };
+    r.gemm_is_dequant = bias.empty();
     return r;
   }
 

@@ -191,6 +191,7 @@ QuantizedLinear CompressedTensorsWriter::quantize(const LinearInput& in) const {
     r.gemm = [q, n, k, gs](const float* x, int64_t m, float* y) {
       gemm_w4a16_ref({m, n, k}, x, q->q.data(), q->zero.empty() ? nullptr : q->zero.data(), q->scale.data(), gs, y);
     };
+    r.gemm_is_dequant = true;
   } else if (s.starts_with("W8A8")) {
     auto q = std::make_shared<IntWeightQuant>(quantize_weight_sym(w, n, k, 8, 0, IntScaleRule::CompressedTensors, cd));
     for (int64_t i = 0; i < n * k; ++i) r.dequant[size_t(i)] = float(q->q[size_t(i)]) * q->scale[size_t(i / k)];

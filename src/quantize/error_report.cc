@@ -5,14 +5,15 @@
 #include <algorithm>
 #include <cmath>
 
-#include "quantize/extra_gemm_ref.h"
+#include "core/cpu_features.h"
+#include "kernels/float_gemm.h"
 
 namespace lowbit::quantize {
 
 double LayerReport::weight_rel() const { return weight_sq_norm > 0 ? std::sqrt(weight_sq_err / weight_sq_norm) : 0.0; }
 
 LayerReport measure_layer(const LayerPlan& plan, const std::vector<float>& w, const QuantizedLinear& q, const float* x,
-                          int64_t rows) {
+                          int64_t rows, ThreadPool* pool) {
   LayerReport r;
   r.name = plan.layer.prefix;
   r.scheme = plan.scheme;
@@ -28,8 +29,22 @@ LayerReport measure_layer(const LayerPlan& plan, const std::vector<float>& w, co
   if (rows > 0 && q.gemm) {
     const int64_t n = plan.layer.out_features, k = plan.layer.in_features;
     std::vector<float> yf(size_t(rows * n)), yq(size_t(rows * n));
-    gemm_float_ref(x, rows, w.data(), n, k, yf.data());
-    q.gemm(x, rows, yq.data());
+    const FloatGemmKernel& fp32 = pick_float_gemm(DType::F32, cpu_features());
+    auto float_cols = [&](int64_t n0, int64_t n1, int) {
+      fp32.run({x, k, w.data(), k, yf.data(), n, rows, k, n0, n1});
+      if (q.gemm_is_dequant) fp32.run({x, k, q.dequant.data(), k, yq.data(), n, rows, k, n0, n1});
+    };
+    // The scheme's GEMM by row blocks: rows are independent, whatever it does per row.
+    auto quant_rows = [&](int64_t r0, int64_t r1, int) {
+      if (!q.gemm_is_dequant) q.gemm(x + r0 * k, r1 - r0, yq.data() + r0 * n);
+    };
+    if (pool) {
+      pool->parallel_for(n, 16, [&](int64_t b, int64_t e, int t) { float_cols(b, e, t); });
+      pool->parallel_for(rows, 8, [&](int64_t b, int64_t e, int t) { quant_rows(b, e, t); });
+    } else {
+      float_cols(0, n, 0);
+      quant_rows(0, rows, 0);
+    }
     double err = 0, norm = 0;
     for (size_t i = 0; i < yf.size(); ++i) {
       const double d = double(yq[i]) - double(yf[i]);

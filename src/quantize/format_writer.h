@@ -55,6 +55,9 @@ struct QuantizedLinear {
   std::vector<OutTensor> tensors;
   std::vector<float> dequant;  // Ŵ [N, K], as the format's readers reconstruct it
   LayerGemm gemm;
+  // gemm(x) is x·Ŵᵀ in float (weight-only scheme, float activations, no bias): the error
+  // report may compute it with the fast float GEMM on `dequant` instead.
+  bool gemm_is_dequant = false;
 };
 
 class FormatWriter {

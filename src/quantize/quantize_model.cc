@@ -306,6 +306,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     so.grids = grids;
     if (o.progress) so.progress = [&](int64_t d, int64_t t) { o.progress("gptq", d, t); };
     int64_t forced = 0, mismatched = 0, dead = 0;
+    ThreadPool report_pool(o.threads);  // layers are measured one at a time here: each on every thread
     nlohmann::ordered_json dump = nlohmann::ordered_json::array();
     auto emit = [&](const LayerPlan& l, GptqResult&& r, const LayerCalib& seen, const std::vector<double>& h) {
       const TensorView v = ckpt.get(l.layer.prefix + ".weight");
@@ -324,7 +325,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
       std::vector<float> w(size_t(l.layer.out_features * l.layer.in_features));
       convert_to_f32(v.dtype, v.data, w.data(), w.size());
       layer_reports[index.at(l.layer.prefix)] =
-          measure_layer(l, w, q, seen.sample_rows() ? seen.sample.data() : nullptr, seen.sample_rows());
+          measure_layer(l, w, q, seen.sample_rows() ? seen.sample.data() : nullptr, seen.sample_rows(), &report_pool);
       if (!o.gptq_dump.empty()) dump.push_back(dump_gptq_layer(o.gptq_dump, l, grids.at(l.layer.prefix), gopt, w, h, r));
       forced += r.forced;
       mismatched += st.writer_mismatches;
