@@ -68,10 +68,12 @@ inline void transpose_16x16(__m512 r[16]) {
 
 // Grow-only per-thread scratch, 64-byte aligned (full cache lines for tile loads). Each call
 // site owns its own buffer: `static thread_local std::vector<uint16_t> buf;`.
-inline uint16_t* grow_aligned(std::vector<uint16_t>& buf, size_t elements) {
-  if (buf.size() < elements + 32) buf.resize(elements + 32);
+template <class T>
+T* grow_aligned(std::vector<T>& buf, size_t elements) {
+  constexpr size_t kSlack = 64 / sizeof(T);  // room to move the start to a 64-byte boundary
+  if (buf.size() < elements + kSlack) buf.resize(elements + kSlack);
   const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
-  return reinterpret_cast<uint16_t*>((p + 63) & ~uintptr_t(63));
+  return reinterpret_cast<T*>((p + 63) & ~uintptr_t(63));
 }
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }

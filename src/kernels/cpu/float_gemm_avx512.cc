@@ -26,9 +26,9 @@
 #include <algorithm>
 #include <array>
 #include <utility>
-#include <cstdlib>
-#include <new>
+#include <vector>
 
+#include "kernels/cpu/bf16_avx512.h"
 #include "kernels/float_gemm.h"
 
 namespace lowbit {
@@ -146,32 +146,15 @@ void gemm_in_place(const FloatGemmArgs& a) {
   }
 }
 
-// 64-byte aligned per-thread scratch, grown on demand: the activation block and the weight
-// panel start every row on a cache line, so no 64-byte load of the tiles splits two lines.
-float* scratch(int which, int64_t floats) {
-  struct Buffer {
-    float* p = nullptr;
-    int64_t size = 0;
-    ~Buffer() { std::free(p); }
-  };
-  thread_local Buffer buf[2];
-  Buffer& b = buf[which];
-  if (b.size < floats) {
-    std::free(b.p);
-    b.p = static_cast<float*>(std::aligned_alloc(64, size_t(floats) * sizeof(float)));
-    if (!b.p) throw std::bad_alloc();
-    b.size = floats;
-  }
-  return b.p;
-}
-
 // Many rows: a row chunk × k block of activations, copied once to aligned scratch, stays in
 // L2 while every 4-row weight block of the thread's columns, widened once, passes over it.
 template <class W>
 void gemm_panel(const FloatGemmArgs& a) {
-  const int64_t kb = (std::min(a.k, kKBlock) + 15) / 16 * 16;  // row stride of both buffers
-  float* panel = scratch(0, kPanelNr * kb);
-  float* block = scratch(1, std::min(a.m, kMChunk) * kb);
+  // Per-thread scratch, 64-byte aligned so no 64-byte load of the tiles splits two lines.
+  thread_local std::vector<float> panel_buf, block_buf;
+  const int64_t kb = bf16x::round_up(std::min(a.k, kKBlock), 16);  // row stride of both buffers
+  float* panel = bf16x::grow_aligned(panel_buf, size_t(kPanelNr * kb));
+  float* block = bf16x::grow_aligned(block_buf, size_t(std::min(a.m, kMChunk) * kb));
   for (int64_t mc = 0; mc < a.m; mc += kMChunk) {
     const int64_t rows = std::min(a.m - mc, kMChunk);
     for (int64_t k0 = 0; k0 < a.k; k0 += kKBlock) {
