@@ -94,6 +94,26 @@ bool capped(const CpuPath& path, CpuFeatures& c) {
   return c.max_isa() == path.isa;
 }
 
+// A row's output must not depend on how many rows share the call: the engine batches a
+// request's tokens with others' in ever-changing groups, and greedy decoding must not change
+// with them. So `y` (all m rows in one call) must equal, bit for bit, the rows computed in
+// calls of 1, 2 and 3 rows. AMX is exempt: its tiles sum in another order than the vector
+// kernels that take the short calls (integer schemes stay exact even there, but the float
+// ones do not), and the engine's invariance tests run on the vector kernels.
+void expect_rows_independent(const LinearMethod& lin, const std::vector<float>& x, int64_t m, int64_t n, int64_t k,
+                             const std::vector<float>& y, int64_t ldy, ThreadPool& pool, const char* path) {
+  for (int64_t rows : {1, 2, 3}) {
+    std::vector<float> part(size_t(m * ldy), -7.0f);
+    for (int64_t r0 = 0; r0 < m; r0 += rows)
+      lin.apply(x.data() + r0 * k, k, std::min(rows, m - r0), part.data() + r0 * ldy, ldy, pool);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        ASSERT_EQ(part[size_t(i * ldy + j)], y[size_t(i * ldy + j)])
+            << lin.describe() << " on " << path << ": row " << i << " of " << m << " differs when computed in calls of "
+            << rows << " rows, at column " << j;
+  }
+}
+
 // Runs the layer with every kernel set and thread count, comparing with `ref` [m, n].
 void expect_scheme(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_t n, int64_t k,
                    const std::vector<float>& x, const std::vector<float>& ref) {
@@ -115,6 +135,7 @@ void expect_scheme(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_
               << lin->describe() << " on " << path.name << " threads " << threads << " at [" << i << ", " << j << "]";
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = n; j < ldy; ++j) ASSERT_EQ(y[size_t(i * ldy + j)], -7.0f) << "wrote past N";
+      if (path.isa != Isa::Amx) expect_rows_independent(*lin, x, m, n, k, y, ldy, pool, path.name);
     }
   }
 }

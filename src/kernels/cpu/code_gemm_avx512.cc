@@ -301,7 +301,7 @@ inline void decode4(const uint8_t* p, __m512i table, __m512i w[4]) {
 }
 
 // R rows × one tile, S independent accumulator chains per row: R·S ≥ 5 chains cover the
-// ~5-cycle latency of vdpbf16ps / vpdpbusd.
+// ~5-cycle latency of vdpbf16ps / vpdpbusd (the float tiles fix S, see kChains4).
 template <int R, int S>
 void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
   const uint8_t* wt = c.w->tile(t);
@@ -520,6 +520,14 @@ void tile_8bit(const Call& c, int64_t t, int64_t r0) {
 // ---------------------------------------------------------------------------------------
 using TileFn = void (*)(const Call&, int64_t t, int64_t r0);
 
+// The float 4-bit tiles keep one accumulator chain per decoded pair (q) at every row count:
+// the chains are summed at each group's end, so a chain count that varied with the rows in a
+// block would round a row differently alone (decode) than among others (prefill, batches), and
+// greedy outputs would depend on batching. Four chains also cover the FMA latency at one row;
+// at 6 rows they take 24 of the 32 registers, hence 6 rows per block, not 8. The int8 tiles
+// may vary theirs: integer sums are exact in any order.
+constexpr int kChains4 = 4;
+
 // Row-block kernels by rows (index 1..max) for the call's mode and code width.
 TileFn pick(const Call& c, int64_t rows) {
   const bool four = c.w->bits() == 4;
@@ -532,9 +540,13 @@ TileFn pick(const Call& c, int64_t rows) {
     }
     case Mode::Bf16:
       if (four) {
-        static constexpr TileFn k[] = {nullptr, tile_bf16_4bit<1, 4>, tile_bf16_4bit<2, 4>, tile_bf16_4bit<3, 2>,
-                                       tile_bf16_4bit<4, 2>, tile_bf16_4bit<5, 1>, tile_bf16_4bit<6, 1>,
-                                       tile_bf16_4bit<7, 1>, tile_bf16_4bit<8, 1>};
+        static constexpr TileFn k[] = {nullptr,
+                                       tile_bf16_4bit<1, kChains4>,
+                                       tile_bf16_4bit<2, kChains4>,
+                                       tile_bf16_4bit<3, kChains4>,
+                                       tile_bf16_4bit<4, kChains4>,
+                                       tile_bf16_4bit<5, kChains4>,
+                                       tile_bf16_4bit<6, kChains4>};
         return k[rows];
       } else {
         static constexpr TileFn k[] = {nullptr, tile_8bit<1, false>, tile_8bit<2, false>, tile_8bit<3, false>,
@@ -543,8 +555,8 @@ TileFn pick(const Call& c, int64_t rows) {
       }
     case Mode::F32:
       if (four) {
-        static constexpr TileFn k[] = {nullptr, tile_f32_4bit<1, 4>, tile_f32_4bit<2, 2>, tile_f32_4bit<3, 2>,
-                                       tile_f32_4bit<4, 2>};
+        static constexpr TileFn k[] = {nullptr, tile_f32_4bit<1, kChains4>, tile_f32_4bit<2, kChains4>,
+                                       tile_f32_4bit<3, kChains4>, tile_f32_4bit<4, kChains4>};
         return k[rows];
       } else {
         static constexpr TileFn k[] = {nullptr, tile_8bit<1, true>, tile_8bit<2, true>, tile_8bit<3, true>,
@@ -556,12 +568,13 @@ TileFn pick(const Call& c, int64_t rows) {
 }
 
 int64_t max_rows(const Call& c) {
-  return (c.mode == Mode::Int8 || (c.mode == Mode::Bf16 && c.w->bits() == 4)) ? 8 : 4;
+  if (c.mode == Mode::Int8) return 8;
+  return c.mode == Mode::Bf16 && c.w->bits() == 4 ? 6 : 4;
 }
 
-}  // namespace
-
-void code_gemm_avx512(const CodeGemmArgs& a, int64_t t0, int64_t t1) {
+// bf16: the CPU has AVX512-BF16, so the Bf16 mode (vdpbf16ps) may run; without it coded
+// activations are widened to fp32 too and only fp32 FMAs and VNNI integer dots execute.
+void code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1, bool bf16) {
   if (a.m <= 0 || t0 >= t1) return;
   Call c;
   c.a = &a;
@@ -578,14 +591,14 @@ void code_gemm_avx512(const CodeGemmArgs& a, int64_t t0, int64_t t1) {
   }
   const Tables* xt = a.xq ? &tables_for(a.x_lut, a.x_bits == 4 ? 16 : 256) : nullptr;
   if (xt) {
-    c.mode = xt->bf16 ? Mode::Bf16 : Mode::F32;
+    c.mode = xt->bf16 && bf16 ? Mode::Bf16 : Mode::F32;
     if (four && a.x_bits == 4 && c.wt->int8 && xt->int8 && !a.zero && c.group <= 4096 &&
         c.wt->max_twice - c.wt->min_twice <= 255) {
       c.mode = Mode::Int8;
       c.int8_offset = -c.wt->min_twice;
     }
   } else {
-    c.mode = a.x_bf16_ok ? Mode::Bf16 : Mode::F32;
+    c.mode = a.x_bf16_ok && bf16 ? Mode::Bf16 : Mode::F32;
   }
   thread_local Scratch scratch;
   prepare(c, xt, scratch);
@@ -596,5 +609,10 @@ void code_gemm_avx512(const CodeGemmArgs& a, int64_t t0, int64_t t1) {
       pick(c, rows)(c, t, r0);
     }
 }
+
+}  // namespace
+
+void code_gemm_avx512(const CodeGemmArgs& a, int64_t t0, int64_t t1) { code_gemm(a, t0, t1, true); }
+void code_gemm_avx512_f32(const CodeGemmArgs& a, int64_t t0, int64_t t1) { code_gemm(a, t0, t1, false); }
 
 }  // namespace lowbit

@@ -53,9 +53,9 @@ const FloatGemmKernel& pick_float_gemm(DType wtype, FloatAct act, const CpuFeatu
 }
 
 namespace {
-// The table-decoded GEMM (code_gemm_avx512.cc) also needs AVX512-BF16 and VBMI (vpermi2b):
-// every CPU with AMX, and Zen4, has them; Cascade/Ice Lake (VNNI only) take the VNNI set
-// with the tiled code GEMMs below.
+// The table-decoded GEMM (code_gemm_avx512.cc) in full also needs AVX512-BF16 and VBMI
+// (vpermi2b): every CPU with AMX, and Zen4, has them; Ice Lake (VBMI, no BF16) takes its fp32
+// form, Cascade Lake (VNNI only) the tiled code GEMMs below.
 bool vnni_bf16_vbmi(const CpuFeatures& c) { return c.vnni() && c.bf16() && c.avx512_vbmi; }
 bool amx_usable(const CpuFeatures& c) { return vnni_bf16_vbmi(c) && amx_verified(); }
 void tiled_code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1) { kQuantGemmAvx512.code_gemm(a, t0, t1); }
@@ -71,7 +71,12 @@ const QuantGemmKernels kQuantGemmAmx = {"amx", Isa::Amx, amx_usable, int_gemm_vn
 const QuantGemmKernels kQuantGemmVnni = {"vnni", Isa::Avx512, vnni_bf16_vbmi, int_gemm_vnni, code_gemm_avx512};
 
 namespace {
-// VNNI without AVX512-BF16 or VBMI: VNNI integers, tiled code GEMMs.
+// VNNI and VBMI without AVX512-BF16 (Ice Lake; Xeon guests that hide BF16): the table-decoded
+// GEMM in fp32 FMAs.
+const QuantGemmKernels kQuantGemmVnniF32 = {"vnni_f32_codes", Isa::Avx512,
+                                            [](const CpuFeatures& c) { return c.vnni() && c.avx512_vbmi; },
+                                            int_gemm_vnni, code_gemm_avx512_f32};
+// VNNI without VBMI (Cascade Lake): VNNI integers, tiled code GEMMs.
 const QuantGemmKernels kQuantGemmVnniOnly = {"vnni_tiled_codes", Isa::Avx512,
                                              [](const CpuFeatures& c) { return c.vnni(); }, int_gemm_vnni,
                                              tiled_code_gemm};
@@ -80,7 +85,8 @@ const QuantGemmKernels kQuantGemmVnniOnly = {"vnni_tiled_codes", Isa::Avx512,
 std::vector<const QuantGemmKernels*> quant_gemm_kernels(const CpuFeatures& cpu) {
   std::vector<const QuantGemmKernels*> out;
   for (const QuantGemmKernels* k :
-       {&kQuantGemmAmx, &kQuantGemmVnni, &kQuantGemmVnniOnly, &kQuantGemmAvx512, &kQuantGemmPortable})
+       {&kQuantGemmAmx, &kQuantGemmVnni, &kQuantGemmVnniF32, &kQuantGemmVnniOnly, &kQuantGemmAvx512,
+        &kQuantGemmPortable})
     if (int(k->isa) <= int(cpu.max_isa()) && (!k->usable || k->usable(cpu))) out.push_back(k);
   return out;
 }
