@@ -117,7 +117,9 @@ PeakKind scheme_peak(std::string_view scheme, const DecoderModel& model, const M
     math = Math::Int8;
   } else if (scheme == "w4a16") {
     math = ro.w4a16_activations == "int8" ? Math::Int8 : (float_f32 ? Math::Fp32 : Math::Bf16);
-  }  // MX schemes: BF16 (E2M1/E4M3 codes widen exactly to BF16)
+  } else if (scheme == "mxfp4") {
+    math = Math::Int8;  // E2M1 × E2M1: exact int8 dot products on 2·value (code_gemm_avx512)
+  }  // other MX schemes: BF16 (E2M1/E4M3 codes widen exactly to BF16)
   // The fastest measured instruction that can do the scheme's math: a kernel may pick any of
   // them (on some CPUs vdpbf16ps issues at half the rate of FP32 FMAs, so a BF16 GEMM widened to
   // FP32 may be the faster one).
