@@ -9,7 +9,9 @@
 //   - MXFP4 weights × MXFP4 activations (E2M1 × E2M1) multiply in int8 (vpdpbusd on 2·value,
 //     exact int32 block sums) — twice the BF16 rate.
 //   - Fp32 activations multiply in fp32 FMAs on the widened weights (exact weights), unless
-//     x_bf16_ok lets the kernel round them to BF16.
+//     x_bf16_ok lets the kernel round them to BF16. From 16 rows on, 4-bit tiles are widened
+//     once per call into an fp32 panel (code_gemm_avx512_panel.cc) in the same summation
+//     order, so a row's result does not depend on the path.
 // Defined in code_gemm_avx512.cc (built with AVX-512 F/BW/VL/DQ + VBMI + BF16 + VNNI).
 // code_gemm_avx512 may run only when the CPU has all of those; code_gemm_avx512_f32 never
 // executes a BF16 instruction (coded activations are widened to fp32 as well), so it needs
