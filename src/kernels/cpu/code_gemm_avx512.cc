@@ -225,9 +225,9 @@ void prepare(Call& c, const Tables* xt, Scratch& s) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R rows × one tile, S independent accumulator chains per row: R·S ≥ 5 chains cover the
-// ~5-cycle latency of vdpbf16ps / vpdpbusd (the float tiles fix S, see kChains4).
-template <int R, int S>
+// R rows × one tile, one accumulator chain per decoded pair q (kChains4 of them, see there),
+// which also cover the ~5-cycle latency of vdpbf16ps at one row.
+template <int R>
 void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
   const uint8_t* wt = c.w->tile(t);
   const uint16_t* xr[R];
@@ -237,9 +237,9 @@ void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
   for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < c.groups; ++g) {
     const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][S];
+    __m512 acc[R][kChains4];
     for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) acc[r][s] = _mm512_setzero_ps();
+      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k += 8) {
       const uint8_t* p = wt + k * 8;
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
@@ -248,7 +248,7 @@ void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
       for (int r = 0; r < R; ++r) {
         const uint16_t* xp = xr[r] + k;
         for (int q = 0; q < 4; ++q)
-          acc[r][q % S] = _mm512_dpbf16_ps(acc[r][q % S], as_bh(w[q]), as_bh(_mm512_set1_epi32(int(load_u32(xp + 2 * q)))));
+          acc[r][q] = _mm512_dpbf16_ps(acc[r][q], as_bh(w[q]), as_bh(_mm512_set1_epi32(int(load_u32(xp + 2 * q)))));
       }
     }
     end_group(c, t, g, r0, acc, tot);
@@ -256,7 +256,7 @@ void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
   for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
 }
 
-template <int R, int S>
+template <int R>
 void tile_f32_4bit(const Call& c, int64_t t, int64_t r0) {
   const uint8_t* wt = c.w->tile(t);
   const float* xr[R];
@@ -267,9 +267,9 @@ void tile_f32_4bit(const Call& c, int64_t t, int64_t r0) {
   for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < c.groups; ++g) {
     const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][S];
+    __m512 acc[R][kChains4];
     for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) acc[r][s] = _mm512_setzero_ps();
+      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
     for (int64_t k = k0; k < k1; k += 8) {
       const uint8_t* p = wt + k * 8;
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
@@ -280,8 +280,8 @@ void tile_f32_4bit(const Call& c, int64_t t, int64_t r0) {
         const __m512 wb = _mm512_castsi512_ps(_mm512_and_si512(w[q], high));
         for (int r = 0; r < R; ++r) {
           const float* xp = xr[r] + k + 2 * q;
-          acc[r][(2 * q) % S] = _mm512_fmadd_ps(wa, _mm512_set1_ps(xp[0]), acc[r][(2 * q) % S]);
-          acc[r][(2 * q + 1) % S] = _mm512_fmadd_ps(wb, _mm512_set1_ps(xp[1]), acc[r][(2 * q + 1) % S]);
+          acc[r][(2 * q) % kChains4] = _mm512_fmadd_ps(wa, _mm512_set1_ps(xp[0]), acc[r][(2 * q) % kChains4]);
+          acc[r][(2 * q + 1) % kChains4] = _mm512_fmadd_ps(wb, _mm512_set1_ps(xp[1]), acc[r][(2 * q + 1) % kChains4]);
         }
       }
     }
@@ -431,7 +431,6 @@ void tile_8bit(const Call& c, int64_t t, int64_t r0) {
 // ---------------------------------------------------------------------------------------
 using TileFn = void (*)(const Call&, int64_t t, int64_t r0);
 
-
 // Row-block kernels by rows (index 1..max) for the call's mode and code width.
 TileFn pick(const Call& c, int64_t rows) {
   const bool four = c.w->bits() == 4;
@@ -444,13 +443,8 @@ TileFn pick(const Call& c, int64_t rows) {
     }
     case Mode::Bf16:
       if (four) {
-        static constexpr TileFn k[] = {nullptr,
-                                       tile_bf16_4bit<1, kChains4>,
-                                       tile_bf16_4bit<2, kChains4>,
-                                       tile_bf16_4bit<3, kChains4>,
-                                       tile_bf16_4bit<4, kChains4>,
-                                       tile_bf16_4bit<5, kChains4>,
-                                       tile_bf16_4bit<6, kChains4>};
+        static constexpr TileFn k[] = {nullptr,           tile_bf16_4bit<1>, tile_bf16_4bit<2>, tile_bf16_4bit<3>,
+                                       tile_bf16_4bit<4>, tile_bf16_4bit<5>, tile_bf16_4bit<6>};
         return k[rows];
       } else {
         static constexpr TileFn k[] = {nullptr, tile_8bit<1, false>, tile_8bit<2, false>, tile_8bit<3, false>,
@@ -459,8 +453,8 @@ TileFn pick(const Call& c, int64_t rows) {
       }
     case Mode::F32:
       if (four) {
-        static constexpr TileFn k[] = {nullptr, tile_f32_4bit<1, kChains4>, tile_f32_4bit<2, kChains4>,
-                                       tile_f32_4bit<3, kChains4>, tile_f32_4bit<4, kChains4>};
+        static constexpr TileFn k[] = {nullptr, tile_f32_4bit<1>, tile_f32_4bit<2>, tile_f32_4bit<3>,
+                                       tile_f32_4bit<4>};
         return k[rows];
       } else {
         static constexpr TileFn k[] = {nullptr, tile_8bit<1, true>, tile_8bit<2, true>, tile_8bit<3, true>,

@@ -30,7 +30,8 @@ void widen_tile_4bit(const Call& c, int64_t t, float* panel) {
 }
 
 // The same products, chains (position j feeds chain j mod 4, as tile_f32_4bit's pair q feeds
-// chains 2q and 2q + 1 mod 4) and order as tile_f32_4bit<R, kChains4>, so a row's result is the same on either path.
+// chains 2q and 2q + 1 mod 4) and order as tile_f32_4bit<R>, so a row's result is the same
+// on either path.
 template <int R>
 void panel_f32_4bit(const Call& c, const float* panel, int64_t t, int64_t r0) {
   const float* xr[R];
