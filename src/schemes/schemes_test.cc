@@ -441,14 +441,16 @@ TEST(Schemes, Mxfp8AndMxfp4) {
     spec.encoding = w4 ? WeightEncoding::Fp4PackedK : WeightEncoding::Native;
     spec.weight = QuantArgs{w4 ? 4 : 8, w4 ? NumKind::FloatE2M1 : NumKind::FloatE4M3, Granularity::Block, 32};
     spec.activation = QuantArgs{a4 ? 4 : 8, a4 ? NumKind::FloatE2M1 : NumKind::FloatE4M3, Granularity::Block, 32};
-    const auto x = activations(kM, k, 25);
-    std::vector<float> ref(kM * kN);
-    if (w4)
-      gemm_mxfp4_ref({kM, kN, k}, x.data(), codes.data(), scales.data(), a4, ref.data());
-    else
-      gemm_mxfp8_ref({kM, kN, k}, x.data(), codes.data(), scales.data(), ref.data());
     SCOPED_TRACE(variant);
-    expect_scheme(spec, L, kM, kN, k, x, ref);
+    for (int64_t m : kRowCounts) {  // decode tiles, and the fp32 path's widened panels from 16 rows
+      const auto x = activations(m, k, 25);
+      std::vector<float> ref(size_t(m * kN));
+      if (w4)
+        gemm_mxfp4_ref({m, kN, k}, x.data(), codes.data(), scales.data(), a4, ref.data());
+      else
+        gemm_mxfp8_ref({m, kN, k}, x.data(), codes.data(), scales.data(), ref.data());
+      expect_scheme(spec, L, m, kN, k, x, ref);
+    }
     // An E8M0 scale of 0xFF (NaN) is a load error naming the tensor.
     scales[5] = 0xFF;
     L.role("weight_scale", DType::U8, {kN, k / 32}, scales);
@@ -461,10 +463,12 @@ TEST(Schemes, Mxfp8AndMxfp4) {
   }
 }
 
-TEST(Schemes, Fp8BlockAndPerChannel) {
+// FP8 at m rows (kRowCounts: decode tiles, and the fp32 path's widened panels from 16 rows).
+void fp8_block_and_per_channel(int64_t m) {
+  SCOPED_TRACE(m);
   const int64_t n = 40, k = 256, b = 128;
   const auto wf = randn(n * k, 26);
-  const auto x = activations(kM, k, 27);
+  const auto x = activations(m, k, 27);
   {  // Block 128×128 weights, per-token-group activations: the reference GEMM.
     Fp8WeightQuant q = quantize_weight_fp8(wf.data(), n, k, Fp8Granularity::Block, b);
     Layer L;
@@ -476,9 +480,9 @@ TEST(Schemes, Fp8BlockAndPerChannel) {
     spec.origin = "test";
     spec.weight = QuantArgs{8, NumKind::FloatE4M3, Granularity::Block, b, b};
     spec.activation = QuantArgs{8, NumKind::FloatE4M3, Granularity::Group, b, 0, true, true};
-    std::vector<float> ref(kM * n);
-    gemm_fp8_block_ref({kM, n, k}, x.data(), q.q.data(), q.scale.data(), b, ref.data());
-    expect_scheme(spec, L, kM, n, k, x, ref);
+    std::vector<float> ref(size_t(m * n));
+    gemm_fp8_block_ref({m, n, k}, x.data(), q.q.data(), q.scale.data(), b, ref.data());
+    expect_scheme(spec, L, m, n, k, x, ref);
   }
   // Per-channel weights: weight-only, per-token dynamic and per-tensor static activations.
   Fp8WeightQuant q = quantize_weight_fp8(wf.data(), n, k, Fp8Granularity::Channel);
@@ -498,8 +502,8 @@ TEST(Schemes, Fp8BlockAndPerChannel) {
       L.role("input_scale", DType::F32, {1}, std::vector<float>{in_scale});
     }
     // Independent: decode everything to double; activations by the scheme's definition.
-    std::vector<float> ref(kM * n);
-    for (int64_t i = 0; i < kM; ++i) {
+    std::vector<float> ref(size_t(m * n));
+    for (int64_t i = 0; i < m; ++i) {
       const float* xi = x.data() + i * k;
       float amax = 0;
       for (int64_t t = 0; t < k; ++t) amax = std::max(amax, std::fabs(xi[t]));
@@ -516,8 +520,12 @@ TEST(Schemes, Fp8BlockAndPerChannel) {
       }
     }
     SCOPED_TRACE(act);
-    expect_scheme(spec, L, kM, n, k, x, ref);
+    expect_scheme(spec, L, m, n, k, x, ref);
   }
+}
+
+TEST(Schemes, Fp8BlockAndPerChannel) {
+  for (int64_t m : kRowCounts) fp8_block_and_per_channel(m);
 }
 
 // Online quantization: a float weight under a quantized spec is quantized at load with the

@@ -336,27 +336,6 @@ void tile_int8_4bit(const Call& c, int64_t t, int64_t r0) {
 // 4c + j/2 (A) or 4c + 2 + j/2 (B); these index vectors move natural lanes there and back.
 alignas(64) constexpr int32_t kLaneA[16] = {0, 0, 1, 1, 4, 4, 5, 5, 8, 8, 9, 9, 12, 12, 13, 13};
 alignas(64) constexpr int32_t kLaneB[16] = {2, 2, 3, 3, 6, 6, 7, 7, 10, 10, 11, 11, 14, 14, 15, 15};
-// Natural lane l = 4c + i from the pair sums: A dwords 4c + 2i, 4c + 2i + 1 for i < 2, else B's
-// (index + 16 selects the second source of vpermt2ps).
-alignas(64) constexpr int32_t kEven[16] = {0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30};
-alignas(64) constexpr int32_t kOdd[16] = {1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31};
-
-struct Decoder8 {
-  __m512i hi0, hi1, lo0, lo1, sign;
-  explicit Decoder8(const Tables& t)
-      : hi0(_mm512_load_si512(t.hi)), hi1(_mm512_load_si512(t.hi + 64)), lo0(_mm512_load_si512(t.lo)),
-        lo1(_mm512_load_si512(t.lo + 64)), sign(_mm512_set1_epi8(char(0x80))) {}
-  // BF16 words of one line: a = lanes 4c, 4c+1; b = lanes 4c+2, 4c+3 (see above).
-  void operator()(const uint8_t* p, __m512i& a, __m512i& b) const {
-    const __m512i v = _mm512_load_si512(p);
-    __m512i h = _mm512_permutex2var_epi8(hi0, v, hi1);
-    h = _mm512_ternarylogic_epi32(h, v, sign, 0xF8);  // h | (v & 0x80)
-    const __m512i l = _mm512_permutex2var_epi8(lo0, v, lo1);
-    a = _mm512_unpacklo_epi8(l, h);
-    b = _mm512_unpackhi_epi8(l, h);
-  }
-};
-
 template <int R, bool kF32>
 void tile_8bit(const Call& c, int64_t t, int64_t r0) {
   const uint8_t* wt = c.w->tile(t);
@@ -500,8 +479,8 @@ void code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1, bool bf16) {
   }
   thread_local Scratch scratch;
   prepare(c, xt, scratch);
-  if (c.mode == Mode::F32 && four && a.m >= kPanelRows) {
-    panel_gemm_f32_4bit(c, t0, t1);
+  if (c.mode == Mode::F32 && a.m >= kPanelRows) {
+    panel_gemm_f32(c, t0, t1);
     return;
   }
   const int64_t block = max_rows(c);

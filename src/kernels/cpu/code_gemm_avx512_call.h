@@ -98,6 +98,28 @@ inline void decode4(const uint8_t* p, __m512i table, __m512i w[4]) {
   w[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(v, 12), table);
 }
 
+// 8-bit weights: one line decoded to BF16 words in two vectors whose dword 4c + j holds lane
+// 4c + j/2 (a, from vpunpcklbw) or 4c + 2 + j/2 (b, vpunpckhbw), pair (k0,k1) for even j,
+// (k2,k3) for odd j. The tiles sum the two pair dwords of a lane as two chains to the end.
+struct Decoder8 {
+  __m512i hi0, hi1, lo0, lo1, sign;
+  explicit Decoder8(const Tables& t)
+      : hi0(_mm512_load_si512(t.hi)), hi1(_mm512_load_si512(t.hi + 64)), lo0(_mm512_load_si512(t.lo)),
+        lo1(_mm512_load_si512(t.lo + 64)), sign(_mm512_set1_epi8(char(0x80))) {}
+  void operator()(const uint8_t* p, __m512i& a, __m512i& b) const {
+    const __m512i v = _mm512_load_si512(p);
+    __m512i h = _mm512_permutex2var_epi8(hi0, v, hi1);
+    h = _mm512_ternarylogic_epi32(h, v, sign, 0xF8);  // h | (v & 0x80)
+    const __m512i l = _mm512_permutex2var_epi8(lo0, v, lo1);
+    a = _mm512_unpacklo_epi8(l, h);
+    b = _mm512_unpackhi_epi8(l, h);
+  }
+};
+// Natural lane l = 4c + i from such a pair of vectors: a's dword 4c + 2i (kEven) or 4c + 2i + 1
+// (kOdd) for i < 2, else b's (index + 16 selects the second source of vpermt2ps).
+alignas(64) inline constexpr int32_t kEven[16] = {0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30};
+alignas(64) inline constexpr int32_t kOdd[16] = {1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31};
+
 // The float 4-bit tiles keep one accumulator chain per decoded pair (q) at every row count:
 // the chains are summed at each group's end, so a chain count that varied with the rows in a
 // block would round a row differently alone (decode) than among others (prefill, batches), and
@@ -121,9 +143,9 @@ inline void end_group(const Call& c, int64_t t, int64_t g, int64_t r0, const __m
   }
 }
 
-// Prefill in fp32 from a once-widened panel per tile (code_gemm_avx512_panel.cc), from this
-// many rows on; below it the tiles decode in registers.
+// Prefill in fp32 from a once-widened panel per tile (code_gemm_avx512_panel.cc; 4- and 8-bit
+// codes), from this many rows on; below it the tiles decode in registers.
 constexpr int64_t kPanelRows = 16;
-void panel_gemm_f32_4bit(const Call& c, int64_t t0, int64_t t1);
+void panel_gemm_f32(const Call& c, int64_t t0, int64_t t1);
 
 }  // namespace lowbit::code_avx512
