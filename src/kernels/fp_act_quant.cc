@@ -54,29 +54,28 @@ uint8_t encode_e2m1(float x) {
   return uint8_t(nan ? 0 : (sign | code));
 }
 
-void quantize_mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, float* scales) {
-  const MxElem elem = fp4 ? MxElem::E2M1 : MxElem::E4M3;
-  for (int64_t b = 0; b < k / kMxBlock; ++b) {
-    const float* xb = x + b * kMxBlock;
-    uint8_t* cb = codes + b * kMxBlock;
-    float amax = 0.0f;
-    for (int64_t i = 0; i < kMxBlock; ++i) {
-      const float f = std::fabs(xb[i]);
-      amax = amax < f ? f : amax;  // std::max's order: a NaN never becomes the maximum
-    }
-    const uint8_t ue = e8m0_from_exponent(mx_block_exponent(amax, elem, MxScaleRule::Ocp));
-    const int e = int(ue) - kE8M0Bias;
-    scales[b] = e8m0_to_f32(ue);
-    if (amax == 0.0f) {
-      std::fill(cb, cb + kMxBlock, uint8_t(0));
-      continue;
-    }
-    const float inv = std::ldexp(1.0f, -e);  // x·2^-e: one rounding, as ldexp
-    if (fp4)
-      for (int64_t i = 0; i < kMxBlock; ++i) cb[i] = encode_e2m1(xb[i] * inv);
-    else
-      for (int64_t i = 0; i < kMxBlock; ++i) cb[i] = encode_e4m3(xb[i] * inv);
+uint8_t quantize_mx_block(const float* xb, bool fp4, uint8_t* cb) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < kMxBlock; ++i) {
+    const float f = std::fabs(xb[i]);
+    amax = amax < f ? f : amax;  // std::max's order: a NaN never becomes the maximum
   }
+  const uint8_t ue = e8m0_from_exponent(mx_block_exponent(amax, fp4 ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp));
+  if (amax == 0.0f) {
+    std::fill(cb, cb + kMxBlock, uint8_t(0));
+    return ue;
+  }
+  const float inv = std::ldexp(1.0f, -(int(ue) - kE8M0Bias));  // x·2^-e: one rounding, as ldexp
+  if (fp4)
+    for (int64_t i = 0; i < kMxBlock; ++i) cb[i] = encode_e2m1(xb[i] * inv);
+  else
+    for (int64_t i = 0; i < kMxBlock; ++i) cb[i] = encode_e4m3(xb[i] * inv);
+  return ue;
+}
+
+void quantize_mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, float* scales) {
+  for (int64_t b = 0; b < k / kMxBlock; ++b)
+    scales[b] = e8m0_to_f32(quantize_mx_block(x + b * kMxBlock, fp4, codes + b * kMxBlock));
 }
 
 void quantize_fp8_row_groups(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales) {

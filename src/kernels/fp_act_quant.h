@@ -13,6 +13,8 @@ namespace lowbit {
 // One row of K (a multiple of 32): codes[K] (E4M3 bytes, or E2M1 codes when fp4) and
 // scales[K/32] = 2^(u − 127), the block's E8M0 scale.
 void quantize_mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, float* scales);
+// One block of 32 (finite) values: its codes, and its E8M0 scale byte as the return value.
+uint8_t quantize_mx_block(const float* x, bool fp4, uint8_t* codes);
 
 // One row, groups of `group` along K (the last may be short): s = amax / 448,
 // codes = E4M3(x / s) (0 when s == 0); scales[ceil(K / group)].

@@ -33,15 +33,18 @@ size_t PackedCodes::byte_index(int64_t n, int64_t k) const {
 }
 
 void PackedCodes::set_row(int64_t n, const uint8_t* codes) {
+  // Row n's cells: one 4-byte cell per k_step() codes, 64 bytes (16 lanes) apart.
+  uint8_t* cell = data_.data() + byte_index(n, 0);
   if (bits_ == 8) {
-    for (int64_t k = 0; k < k_; ++k) data_[byte_index(n, k)] = codes[k];
+    for (int64_t k = 0; k < k_; k += 4, cell += kTileN * 4)
+      for (int64_t i = 0; i < 4 && k + i < k_; ++i) cell[i] = codes[k + i];
     return;
   }
-  for (int64_t k = 0; k < k_; ++k) {
-    uint8_t& b = data_[byte_index(n, k)];
-    const uint8_t c = codes[k] & 0xF;
-    b = (k % 8 < 4) ? uint8_t((b & 0xF0) | c) : uint8_t((b & 0x0F) | (c << 4));
-  }
+  for (int64_t k = 0; k < k_; k += 8, cell += kTileN * 4)
+    for (int64_t i = 0; i < 4; ++i) {
+      const uint8_t lo = k + i < k_ ? codes[k + i] & 0xF : 0, hi = k + 4 + i < k_ ? codes[k + 4 + i] & 0xF : 0;
+      cell[i] = uint8_t(lo | hi << 4);
+    }
 }
 
 TiledParams::TiledParams(int64_t n, int64_t groups)

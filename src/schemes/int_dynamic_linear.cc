@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/online_weight_quant.h"
 #include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
@@ -32,10 +33,9 @@ IntDynamicLinear::IntDynamicLinear(const SchemeSpec& spec, const LinearTensors& 
     std::vector<uint8_t> bytes(static_cast<size_t>(k));
     for (int64_t r = 0; r < n; ++r) {
       float_row(t.weight, r, k, row.data());
-      IntWeightQuant q = quantize_weight_sym(row.data(), 1, k, w_bits, 0, IntScaleRule::QMax);
-      for (int64_t i = 0; i < k; ++i) bytes[size_t(i)] = uint8_t(q.q[size_t(i)]) & (w_bits == 8 ? 0xFF : 0xF);
+      if (!quantize_row_int_sym(row.data(), k, w_bits, 0, bytes.data(), &col_scale_[size_t(r)]))
+        c.fail_non_finite_row(t.weight, r);
       codes_.set_row(r, bytes.data());
-      col_scale_[size_t(r)] = q.scale[0];
     }
   } else {
     const CodeRows rows(c, t.weight, spec.encoding, n, k);

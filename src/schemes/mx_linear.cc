@@ -6,6 +6,7 @@
 #include "core/quant_types.h"
 #include "core/thread_pool.h"
 #include "kernels/fp_act_quant.h"
+#include "kernels/online_weight_quant.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
 
@@ -34,8 +35,8 @@ MxLinear::MxLinear(const SchemeSpec& spec, const LinearTensors& t, LinearShape s
     std::vector<float> row(static_cast<size_t>(k));
     for (int64_t r = 0; r < n; ++r) {
       float_row(t.weight, r, k, row.data());
-      quantize_mx(row.data(), 1, k, weight_fp4_ ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, bytes.data(),
-                  scales.data());
+      if (!quantize_row_mx_ocp(row.data(), k, weight_fp4_, bytes.data(), scales.data()))
+        c.fail_non_finite_row(t.weight, r);
       codes_.set_row(r, bytes.data());
       for (int64_t j = 0; j < blocks; ++j) set_scale(r, j, scales[size_t(j)]);
     }

@@ -43,6 +43,10 @@ void TensorCheck::check(const TensorView& v, std::initializer_list<DType> dtypes
     fail_tensor(v, fmt::format("shape {}, expected {}", v.shape_str(), shapes_string(shapes)));
 }
 
+void TensorCheck::fail_non_finite_row(const TensorView& weight, int64_t row) const {
+  fail_tensor(weight, fmt::format("row {} holds a NaN or an infinity, which no quantization scale represents", row));
+}
+
 const TensorView* TensorCheck::optional_role(std::string_view role, std::initializer_list<DType> dtypes,
                                              std::initializer_list<std::vector<int64_t>> shapes) const {
   const TensorView* v = t_.find(std::string(role));

@@ -36,6 +36,8 @@ class TensorCheck {
              std::initializer_list<std::vector<int64_t>> shapes) const;
   [[noreturn]] void fail_tensor(const TensorView& v, std::string_view message) const;
   [[noreturn]] void fail_layer(std::string_view message) const;
+  // Online quantization met a NaN or an infinity in `weight`'s row `row`.
+  [[noreturn]] void fail_non_finite_row(const TensorView& weight, int64_t row) const;
 
  private:
   const LinearTensors& t_;

@@ -606,6 +606,25 @@ TEST(Schemes, BadTensorsNameLayerAndTensor) {
   mx.origin = "test";
   mx.activation = QuantArgs{8, NumKind::FloatE4M3, Granularity::Block, 32, 0, true, true};
   expect_error(mx, M, 16, 48, "not a multiple of the MX block size 32");
+  // Online quantization refuses a non-finite weight, naming the tensor and the row.
+  for (uint16_t bad : {uint16_t(0x7FC0), uint16_t(0xFF80)}) {  // BF16 NaN, −inf
+    Layer F;
+    F.t.prefix = "model.layers.0.mlp.up_proj";
+    std::vector<uint16_t> w(16 * 64, f32_to_bf16(0.25f));
+    w[3 * 64 + 5] = bad;
+    F.weight(DType::BF16, {16, 64}, w);
+    SchemeSpec w4 = spec_of(SchemeKind::W4A16, 4, 0);
+    w4.weight = QuantArgs{4, NumKind::Int, Granularity::Group, 32};
+    SchemeSpec mx4;
+    mx4.kind = SchemeKind::Mxfp4;
+    mx4.origin = "online";
+    mx4.weight = QuantArgs{4, NumKind::FloatE2M1, Granularity::Block, 32};
+    mx4.activation = QuantArgs{8, NumKind::FloatE4M3, Granularity::Block, 32, 0, true, true};
+    for (const SchemeSpec& spec : {spec_of(SchemeKind::W8A8Dynamic, 8, 8), spec_of(SchemeKind::W4A8Dynamic, 4, 8), w4, mx4}) {
+      expect_error(spec, F, 16, 64, "'model.layers.0.mlp.up_proj.weight'");
+      expect_error(spec, F, 16, 64, "row 3 holds a NaN or an infinity");
+    }
+  }
 }
 
 }  // namespace

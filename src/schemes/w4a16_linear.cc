@@ -10,6 +10,7 @@
 #include "core/int4_packing.h"
 #include "core/runtime_options.h"
 #include "core/thread_pool.h"
+#include "kernels/online_weight_quant.h"
 #include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 #include "schemes/scheme_util.h"
@@ -52,13 +53,13 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
   if (online_) {
     c.check(t.weight, kFloatDTypes, {{n, k}});
     lut_ = code_table(CodeTable::Int4Signed);
-    std::vector<float> row(static_cast<size_t>(k));
+    std::vector<float> row(static_cast<size_t>(k)), row_scales(static_cast<size_t>(groups));
     for (int64_t r = 0; r < n; ++r) {
       float_row(t.weight, r, k, row.data());
-      IntWeightQuant q = quantize_weight_sym(row.data(), 1, k, 4, grouped ? group_ : 0, IntScaleRule::QMax);
-      for (int64_t i = 0; i < k; ++i) bytes[size_t(i)] = uint8_t(q.q[size_t(i)]) & 0xF;
+      if (!quantize_row_int_sym(row.data(), k, 4, grouped ? group_ : 0, bytes.data(), row_scales.data()))
+        c.fail_non_finite_row(t.weight, r);
       codes_.set_row(r, bytes.data());
-      for (int64_t j = 0; j < groups; ++j) scale_.set(r, j, q.scale[size_t(j)]);
+      for (int64_t j = 0; j < groups; ++j) scale_.set(r, j, row_scales[size_t(j)]);
     }
     bias_ = bias_vector(c, n);
     return;
