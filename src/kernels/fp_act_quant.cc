@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/quant_types.h"
+#include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 
 namespace lowbit {
@@ -74,8 +75,19 @@ uint8_t quantize_mx_block(const float* xb, bool fp4, uint8_t* cb) {
 }
 
 void quantize_mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, float* scales) {
-  for (int64_t b = 0; b < k / kMxBlock; ++b)
-    scales[b] = e8m0_to_f32(quantize_mx_block(x + b * kMxBlock, fp4, codes + b * kMxBlock));
+  // The CPU's row kernel, in chunks whose E8M0 bytes fit on the stack; a chunk holding a NaN
+  // or an infinity takes the block loop, which behaves as the reference does on them.
+  constexpr int64_t kChunk = 64 * kMxBlock;
+  uint8_t e8m0[kChunk / kMxBlock];
+  for (int64_t c = 0; c < k; c += kChunk) {
+    const int64_t n = std::min(kChunk, k - c), blocks = n / kMxBlock;
+    if (act_quant_kernels().mx_row(x + c, n, fp4, codes + c, e8m0)) {
+      for (int64_t b = 0; b < blocks; ++b) scales[c / kMxBlock + b] = e8m0_to_f32(e8m0[b]);
+      continue;
+    }
+    for (int64_t b = c / kMxBlock; b < (c + n) / kMxBlock; ++b)
+      scales[b] = e8m0_to_f32(quantize_mx_block(x + b * kMxBlock, fp4, codes + b * kMxBlock));
+  }
 }
 
 void quantize_fp8_row_groups(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales) {

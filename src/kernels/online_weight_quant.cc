@@ -5,8 +5,7 @@
 #include <limits>
 
 #include "core/quant_types.h"
-#include "kernels/fp_act_quant.h"
-#include "kernels/reference/quantize_ref.h"  // kMxBlock
+#include "kernels/quantize_rows.h"
 
 namespace lowbit {
 
@@ -53,13 +52,7 @@ bool quantize_row_int_sym(const float* x, int64_t k, int bits, int64_t group, ui
 }
 
 bool quantize_row_mx_ocp(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* scales) {
-  for (int64_t b = 0; b < k / kMxBlock; ++b) {
-    bool finite;
-    amax_of(x + b * kMxBlock, kMxBlock, finite);
-    if (!finite) return false;
-    scales[b] = quantize_mx_block(x + b * kMxBlock, fp4, codes + b * kMxBlock);
-  }
-  return true;
+  return act_quant_kernels().mx_row(x, k, fp4, codes, scales);
 }
 
 }  // namespace lowbit

@@ -10,9 +10,11 @@
 #include <random>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/quant_types.h"
 #include "kernels/online_weight_quant.h"
 #include "kernels/packed_weights.h"
+#include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 
 namespace lowbit {
@@ -70,24 +72,35 @@ TEST(OnlineWeightQuant, IntSymMatchesReference) {
       }
 }
 
+// Every MX row kernel this CPU runs (the load-time quantizer and the activations' use them).
 TEST(OnlineWeightQuant, MxOcpMatchesReference) {
   const int64_t k = 256;
   for (bool fp4 : {false, true}) {
     auto rows = test_rows(k, fp4 ? 7 : 8);
-    for (auto& row : rows) {
-      SCOPED_TRACE(fp4 ? "E2M1" : "E4M3");
-      // Values above the element maximum times 2^127 would need a scale E8M0 cannot hold; the
-      // huge row stays within it after a smaller factor.
-      for (float& v : row)
-        if (std::fabs(v) > 1e30f) v *= 1e-8f;
-      std::vector<uint8_t> ref_codes(static_cast<size_t>(k)), ref_scales(static_cast<size_t>(k / 32));
-      quantize_mx(row.data(), 1, k, fp4 ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, ref_codes.data(),
-                  ref_scales.data());
-      std::vector<uint8_t> codes(static_cast<size_t>(k), 0xAA), scales(static_cast<size_t>(k / 32), 0xAA);
-      ASSERT_TRUE(quantize_row_mx_ocp(row.data(), k, fp4, codes.data(), scales.data()));
-      EXPECT_EQ(codes, ref_codes);
-      EXPECT_EQ(scales, ref_scales);
-    }
+    // Encoder ties with a scale of exactly 1 (block amax 6 for E2M1, 448 for E4M3; the first
+    // element of every block): midpoints between neighbouring codes, normal and subnormal.
+    const std::vector<float> mids = fp4 ? std::vector<float>{0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f}
+                                        : std::vector<float>{1.0625f, 1.1875f, 0.0029296875f, 0.0009765625f,
+                                                             0.0048828125f, 17.0f, 19.0f, 240.0f, 464.0f};
+    std::vector<float> ties(static_cast<size_t>(k));
+    for (int64_t i = 0; i < k; ++i)
+      ties[size_t(i)] = i % 32 == 0 ? (fp4 ? 6.0f : 448.0f) : mids[size_t(i) % mids.size()] * (i % 3 ? 1.0f : -1.0f);
+    rows.push_back(ties);
+    for (const ActQuantKernels* kernels : act_quant_kernel_list(cpu_features()))
+      for (auto& row : rows) {
+        SCOPED_TRACE(testing::Message() << kernels->name << (fp4 ? " E2M1" : " E4M3"));
+        // Values above the element maximum times 2^127 would need a scale E8M0 cannot hold;
+        // the huge row stays within it after a smaller factor.
+        for (float& v : row)
+          if (std::fabs(v) > 1e30f) v *= 1e-8f;
+        std::vector<uint8_t> ref_codes(static_cast<size_t>(k)), ref_scales(static_cast<size_t>(k / 32));
+        quantize_mx(row.data(), 1, k, fp4 ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, ref_codes.data(),
+                    ref_scales.data());
+        std::vector<uint8_t> codes(static_cast<size_t>(k), 0xAA), scales(static_cast<size_t>(k / 32), 0xAA);
+        ASSERT_TRUE(kernels->mx_row(row.data(), k, fp4, codes.data(), scales.data()));
+        EXPECT_EQ(codes, ref_codes);
+        EXPECT_EQ(scales, ref_scales);
+      }
   }
 }
 
@@ -101,8 +114,10 @@ TEST(OnlineWeightQuant, NonFiniteRowsAreRefused) {
     std::vector<float> scales(2);
     EXPECT_FALSE(quantize_row_int_sym(row.data(), k, 8, 0, codes.data(), scales.data()));
     EXPECT_FALSE(quantize_row_int_sym(row.data(), k, 4, 32, codes.data(), scales.data()));
-    EXPECT_FALSE(quantize_row_mx_ocp(row.data(), k, true, codes.data(), e8m0.data()));
-    EXPECT_FALSE(quantize_row_mx_ocp(row.data(), k, false, codes.data(), e8m0.data()));
+    for (const ActQuantKernels* kernels : act_quant_kernel_list(cpu_features())) {
+      EXPECT_FALSE(kernels->mx_row(row.data(), k, true, codes.data(), e8m0.data())) << kernels->name;
+      EXPECT_FALSE(kernels->mx_row(row.data(), k, false, codes.data(), e8m0.data())) << kernels->name;
+    }
   }
 }
 

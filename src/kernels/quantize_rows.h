@@ -1,6 +1,7 @@
-// Activation quantizers of the integer schemes, run once per GEMM on every row of x: per-token
+// Row quantizers, run once per GEMM on every row of x: the integer schemes' per-token
 // symmetric (W8A8/W4A4/W4A8 dynamic, W4A16 with int8 activations) and per-tensor static
-// (W8A8 static). Each writes rows of k_pad codes (zeros past K, as IntGemmArgs wants) and
+// (W8A8 static) activations, and OCP MX blocks (MX activations per GEMM, MX weights once at
+// load). Each writes rows of k_pad codes (zeros past K, as IntGemmArgs wants) and
 // the per-(row, group) code sums that IntGemmArgs::row_group_sum carries, in the same pass.
 // Results are bit-identical to the reference quantizers in kernels/reference/quantize_ref.h
 // (same scale formula, true division, round half to even); one set is chosen per process.
@@ -41,6 +42,10 @@ struct ActQuantKernels {
   // q = clamp(rne(x / s), -qmax - 1, qmax), an all-zero row gets s = 0 and q = 0. scale: [m].
   void (*per_token_sym)(const ActQuantRows& rows, int bits, float* scale);
   void (*static_int8)(const ActQuantRows& rows, float scale, float zero, StaticActRule rule);
+  // quantize_mx(x, 1, k, fp4 ? E2M1 : E4M3, MxScaleRule::Ocp, codes, e8m0) for K a multiple
+  // of 32: codes[k] and one E8M0 byte per block. Returns false, outputs unspecified, when the
+  // row holds a NaN or an infinity (the reference has no scale for them either).
+  bool (*mx_row)(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0);
 };
 
 // Number of row_group_sum entries per row for `group` (0 = per row) over ldq codes.

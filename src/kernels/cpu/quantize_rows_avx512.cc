@@ -10,8 +10,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 
+#include "core/quant_types.h"
 #include "kernels/quantize_rows.h"
+#include "kernels/reference/quantize_ref.h"
 
 namespace lowbit {
 
@@ -80,8 +84,64 @@ void static_int8(const ActQuantRows& r, float scale, float zero, StaticActRule r
   }
 }
 
+// The element encoders of fp_act_quant.cc (encode_e4m3, encode_e2m1), 16 lanes at a time: round
+// to nearest even on the bit pattern for normals, through an FPU add for subnormals.
+inline __m512i u32(uint32_t v) { return _mm512_set1_epi32(int(v)); }
+inline __m512i encode_e4m3(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 24), u32(0x80));
+  __m512i a = _mm512_and_si512(u, u32(0x7FFFFFFFu));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, u32(0x7F800000u));
+  a = _mm512_min_epu32(a, u32(std::bit_cast<uint32_t>(kFp8E4M3Max)));
+  const __m512i sub = _mm512_sub_epi32(
+      _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(16384.0f))), u32(std::bit_cast<uint32_t>(16384.0f)));
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 20), u32(1));
+  const __m512i nor = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, u32(0x7FFFFu)), odd), 20), u32(120u << 3));
+  const __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, u32(0x3C800000u)), nor, sub);
+  return _mm512_mask_blend_epi32(nan, _mm512_or_si512(sign, code), _mm512_or_si512(sign, u32(kFp8E4M3Nan)));
+}
+inline __m512i encode_e2m1(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 28), u32(8));
+  __m512i a = _mm512_and_si512(u, u32(0x7FFFFFFFu));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, u32(0x7F800000u));
+  a = _mm512_min_epu32(a, u32(std::bit_cast<uint32_t>(kFp4Max)));
+  const __m512i sub = _mm512_sub_epi32(
+      _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(4194304.0f))), u32(std::bit_cast<uint32_t>(4194304.0f)));
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 22), u32(1));
+  const __m512i nor = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, u32(0x1FFFFFu)), odd), 22), u32(126u << 1));
+  const __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, u32(0x3F800000u)), nor, sub);
+  return _mm512_maskz_mov_epi32(__mmask16(~nan), _mm512_or_si512(sign, code));
+}
+
+// quantize_mx_block per 32: the block's largest |x| from the bit patterns (finite non-negative
+// floats order as their bits), the same exponent rule, then x·2^-e (one rounding, as ldexp).
+bool mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0) {
+  const __m512i abs = u32(0x7FFFFFFFu), inf = u32(0x7F800000u);
+  const MxElem elem = fp4 ? MxElem::E2M1 : MxElem::E4M3;
+  for (int64_t b = 0; b < k / kMxBlock; ++b) {
+    const float* xb = x + b * kMxBlock;
+    const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+    const __m512i a0 = _mm512_and_si512(_mm512_castps_si512(v0), abs), a1 = _mm512_and_si512(_mm512_castps_si512(v1), abs);
+    if (_mm512_cmpge_epu32_mask(a0, inf) | _mm512_cmpge_epu32_mask(a1, inf)) return false;
+    const float amax = std::bit_cast<float>(_mm512_reduce_max_epu32(_mm512_max_epu32(a0, a1)));
+    const uint8_t ue = e8m0_from_exponent(mx_block_exponent(amax, elem, MxScaleRule::Ocp));
+    e8m0[b] = ue;
+    uint8_t* cb = codes + b * kMxBlock;
+    if (amax == 0.0f) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(cb), _mm256_setzero_si256());
+      continue;
+    }
+    const __m512 inv = _mm512_set1_ps(std::ldexp(1.0f, -(int(ue) - kE8M0Bias)));
+    const __m512 s0 = _mm512_mul_ps(v0, inv), s1 = _mm512_mul_ps(v1, inv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(cb), _mm512_cvtepi32_epi8(fp4 ? encode_e2m1(s0) : encode_e4m3(s0)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(cb + 16), _mm512_cvtepi32_epi8(fp4 ? encode_e2m1(s1) : encode_e4m3(s1)));
+  }
+  return true;
+}
+
 }  // namespace
 
-const ActQuantKernels kActQuantAvx512 = {"act_quant_avx512", Isa::Avx512, per_token_sym, static_int8};
+const ActQuantKernels kActQuantAvx512 = {"act_quant_avx512", Isa::Avx512, per_token_sym, static_int8, mx_row};
 
 }  // namespace lowbit

@@ -2,7 +2,10 @@
 // holds by construction), then K padding and group sums.
 #include <algorithm>
 
+#include <cmath>
+
 #include "core/quant_types.h"
+#include "kernels/fp_act_quant.h"
 #include "kernels/quantize_rows.h"
 #include "kernels/reference/quantize_ref.h"
 
@@ -42,8 +45,15 @@ void static_int8(const ActQuantRows& r, float scale, float zero, StaticActRule r
   }
 }
 
+bool mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0) {
+  for (int64_t i = 0; i < k; ++i)
+    if (!std::isfinite(x[i])) return false;
+  for (int64_t b = 0; b < k / kMxBlock; ++b) e8m0[b] = quantize_mx_block(x + b * kMxBlock, fp4, codes + b * kMxBlock);
+  return true;
+}
+
 }  // namespace
 
-const ActQuantKernels kActQuantPortable = {"act_quant_portable", Isa::Scalar, per_token_sym, static_int8};
+const ActQuantKernels kActQuantPortable = {"act_quant_portable", Isa::Scalar, per_token_sym, static_int8, mx_row};
 
 }  // namespace lowbit
