@@ -79,16 +79,21 @@ inline __m128 hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
 
 // One k block of `len` elements of an MR × NR tile: x[i] and w[j] point at the rows' first
 // element of the block; y at the tile's first output. `first`: the block writes y, later
-// blocks add to it. (A software prefetch of the next tile's rows measured no gain in decode:
-// the hardware prefetchers follow the NR row streams.)
+// blocks add to it. `next` (decode, in place): the same block of the next tile's rows, to
+// prefetch. The hardware prefetchers follow each row's stream but restart cold at every new
+// row (and 4 KB page); prefetching one tile ahead raised a 622 MB BF16 GEMV (Qwen3's lm_head)
+// from 24.6 to 30.8 GB/s on 2 threads, the machine's read bandwidth.
 template <class W, int MR, int NR>
-void tile(const float* const* x, const void* const* w, int64_t len, float* y, int64_t ldy, bool first) {
+void tile(const float* const* x, const void* const* w, int64_t len, float* y, int64_t ldy, bool first,
+          const void* const* next) {
   constexpr int kCols = (NR + 3) / 4 * 4;  // reduced four at a time
   __m512 acc[MR][kCols];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < kCols; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= len; k += 16) {
+    if (next)
+      for (int j = 0; j < NR; ++j) _mm_prefetch(static_cast<const char*>(next[j]) + k * W::kBytes, _MM_HINT_T0);
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) wv[j] = W::full(w[j], k);
     for (int i = 0; i < MR; ++i) {
@@ -116,7 +121,7 @@ void tile(const float* const* x, const void* const* w, int64_t len, float* y, in
 }
 
 template <class W>
-using TileFn = void (*)(const float* const*, const void* const*, int64_t, float*, int64_t, bool);
+using TileFn = void (*)(const float* const*, const void* const*, int64_t, float*, int64_t, bool, const void* const*);
 
 template <class W, int MaxMr, int MaxNr, size_t... I>
 constexpr std::array<TileFn<W>, sizeof...(I)> tile_table(std::index_sequence<I...>) {
@@ -140,8 +145,13 @@ void gemm_in_place(const FloatGemmArgs& a) {
       const float* x[kInPlaceRows];
       for (int i = 0; i < a.m; ++i) x[i] = a.x + i * a.ldx + k0;
       const void* w[kNr];
+      const void* next[kNr];
       for (int j = 0; j < nr; ++j) w[j] = static_cast<const char*>(a.w) + ((n + j) * a.ldw + k0) * W::kBytes;
-      fn(x, w, std::min(a.k - k0, kKBlock), a.y + n, a.ldy, k0 == 0);
+      // The next tile's rows while they are this call's (a shorter last tile repeats its last).
+      const bool ahead = n + kNr < a.n_end;
+      for (int j = 0; ahead && j < nr; ++j)
+        next[j] = static_cast<const char*>(a.w) + ((std::min(n + kNr + j, a.n_end - 1)) * a.ldw + k0) * W::kBytes;
+      fn(x, w, std::min(a.k - k0, kKBlock), a.y + n, a.ldy, k0 == 0, ahead ? next : nullptr);
     }
   }
 }
@@ -178,7 +188,7 @@ void gemm_panel(const FloatGemmArgs& a) {
           const int mr = int(std::min<int64_t>(kPanelMr, rows - m));
           const float* x[kPanelMr];
           for (int i = 0; i < mr; ++i) x[i] = block + (m + i) * kb;
-          pick_tile<LoadF32, kPanelMr, kPanelNr>(mr, nr)(x, w, len, a.y + (mc + m) * a.ldy + n, a.ldy, k0 == 0);
+          pick_tile<LoadF32, kPanelMr, kPanelNr>(mr, nr)(x, w, len, a.y + (mc + m) * a.ldy + n, a.ldy, k0 == 0, nullptr);
         }
       }
     }
