@@ -18,7 +18,9 @@
 
 namespace lowbit::code_avx512 {
 
-constexpr int64_t kPrefetchBytes = 1024;  // ~16 lines ahead in the tile stream
+// Decode streams one tile after another; 4 KiB ahead measured 6-12 % faster W4A16/MXFP4 decode
+// than 1 KiB (2 KiB in between, 8 KiB the same) on the 1.7B shape, 2 threads.
+constexpr int64_t kPrefetchBytes = 4096;  // 64 lines ahead in the tile stream
 
 // Tables derived from a code table, cached per table pointer (the schemes' tables are static).
 struct Tables {
