@@ -1,6 +1,6 @@
 // The small per-row kernels: every VecOps set this CPU runs (attention's dot/axpy/scale) and
-// every activation quantizer act_quant_kernel_list() lists (per-token int8/int4, static int8),
-// at head_dim and hidden/intermediate lengths. Bytes counted: what each call reads and writes.
+// every activation quantizer act_quant_kernel_list() lists (per-token int8/int4, static int8,
+// MX blocks, FP8 groups), at head_dim and hidden/intermediate lengths. Bytes counted: what each call reads and writes.
 #include <fmt/format.h>
 
 #include <memory>
@@ -101,6 +101,29 @@ void register_small_ops() {
           auto r = data();
           for (auto _ : st) {
             k->static_int8(r->rows, 0.03f, 0.0f, StaticActRule::DivZero);
+            benchmark::ClobberMemory();
+          }
+          set_throughput(st, bytes, ops);
+        });
+        // The float-coded rows: MX blocks of 32 (E4M3 and E2M1 codes), FP8 per group of 128.
+        for (bool fp4 : {false, true})
+          add(fmt::format("act_quant/{}/mx_{}{}", k->name, fp4 ? "fp4" : "fp8", suffix), [=](benchmark::State& st) {
+            auto r = data();
+            std::vector<uint8_t> codes(size_t(m * kdim)), e8m0(size_t(m * kdim / 32));
+            for (auto _ : st) {
+              for (int64_t i = 0; i < m; ++i)
+                k->mx_row(r->x.data() + i * kdim, kdim, fp4, codes.data() + i * kdim, e8m0.data() + i * kdim / 32);
+              benchmark::ClobberMemory();
+            }
+            set_throughput(st, bytes, ops);
+          });
+        add(std::string("act_quant/") + k->name + "/fp8_group128" + suffix, [=](benchmark::State& st) {
+          auto r = data();
+          std::vector<uint8_t> codes(size_t(m * kdim));
+          std::vector<float> scales(size_t(m * kdim / 128));
+          for (auto _ : st) {
+            for (int64_t i = 0; i < m; ++i)
+              k->fp8_groups(r->x.data() + i * kdim, kdim, 128, codes.data() + i * kdim, scales.data() + i * kdim / 128);
             benchmark::ClobberMemory();
           }
           set_throughput(st, bytes, ops);

@@ -30,6 +30,7 @@
 #include "kernels/cpu/code_gemm_avx512.h"
 #include "kernels/fp_act_quant.h"
 #include "kernels/quant_gemm.h"
+#include "kernels/quantize_rows.h"
 #include "kernels/reference/quant_gemm_ref.h"
 #include "kernels/reference/quantize_ref.h"
 
@@ -441,6 +442,12 @@ TEST(FpActQuant, EncodersMatchReference) {
     ASSERT_EQ(encode_e4m3(f), f32_to_fp8_e4m3_rne(f)) << f;
     ASSERT_EQ(encode_e2m1(f), f32_to_fp4_e2m1_rne(f)) << f;
   }
+  // Each row-quantizer set's own E4M3 encoder, through the static rule with s = 1 (x / 1 = x).
+  std::vector<uint8_t> codes(v.size());
+  for (const ActQuantKernels* kernels : act_quant_kernel_list(cpu_features())) {
+    kernels->fp8_static(v.data(), int64_t(v.size()), 1.0f, codes.data());
+    for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(codes[i], f32_to_fp8_e4m3_rne(v[i])) << kernels->name << " " << v[i];
+  }
 }
 
 TEST(FpActQuant, RowsMatchReference) {
@@ -459,19 +466,39 @@ TEST(FpActQuant, RowsMatchReference) {
     EXPECT_EQ(c, cr) << fp4;
     for (int64_t b = 0; b < k / 32; ++b) EXPECT_EQ(s[size_t(b)], e8m0_to_f32(ur[size_t(b)])) << b;
   }
-  for (int64_t group : {int64_t(128), int64_t(100), k}) {
-    const int64_t groups = (k + group - 1) / group;
-    std::vector<uint8_t> c(static_cast<size_t>(k)), cr(static_cast<size_t>(k));
-    std::vector<float> s(static_cast<size_t>(groups)), sr(static_cast<size_t>(groups));
-    quantize_fp8_row_groups(x.data(), k, group, c.data(), s.data());
-    quantize_act_fp8_groups(x.data(), 1, k, group, cr.data(), sr.data());
-    EXPECT_EQ(c, cr) << group;
-    EXPECT_EQ(s, sr) << group;
+  // FP8 per group and static, through every row-quantizer set this CPU runs (groups of 100 and
+  // the static row of K - 3 end in partial vectors).
+  for (const ActQuantKernels* kernels : act_quant_kernel_list(cpu_features())) {
+    SCOPED_TRACE(kernels->name);
+    for (int64_t group : {int64_t(128), int64_t(100), k}) {
+      const int64_t groups = (k + group - 1) / group;
+      std::vector<uint8_t> c(static_cast<size_t>(k)), cr(static_cast<size_t>(k));
+      std::vector<float> s(static_cast<size_t>(groups)), sr(static_cast<size_t>(groups));
+      kernels->fp8_groups(x.data(), k, group, c.data(), s.data());
+      quantize_act_fp8_groups(x.data(), 1, k, group, cr.data(), sr.data());
+      EXPECT_EQ(c, cr) << group;
+      EXPECT_EQ(s, sr) << group;
+    }
+    // Exact E4M3 ties after a true division by s = 3, 5, ..., 99 (group amax 448·s): x·(1/s)
+    // would land an ulp off some of them and round the other way.
+    std::vector<float> ties;
+    for (int sc = 3; sc < 100; sc += 2) {
+      ties.push_back(448.0f * float(sc));
+      for (float t : {1.0625f, 1.1875f, 1.3125f, 1.4375f, 1.5625f, 1.6875f, 1.8125f, 1.9375f})
+        for (int e : {-3, 0, 4}) ties.push_back(std::ldexp(t, e) * float(sc) * (e ? 1.0f : -1.0f));
+    }
+    const int64_t tk = int64_t(ties.size());
+    std::vector<uint8_t> tc(ties.size()), tr(ties.size());
+    std::vector<float> ts(size_t(tk / 25)), tsr(size_t(tk / 25));
+    kernels->fp8_groups(ties.data(), tk, 25, tc.data(), ts.data());
+    quantize_act_fp8_groups(ties.data(), 1, tk, 25, tr.data(), tsr.data());
+    EXPECT_EQ(tc, tr);
+    EXPECT_EQ(ts, tsr);
+    std::vector<uint8_t> c(static_cast<size_t>(k));
+    kernels->fp8_static(x.data(), k - 3, 0.03f, c.data());
+    for (int64_t i = 0; i < k - 3; ++i)
+      ASSERT_EQ(c[size_t(i)], f32_to_fp8_e4m3_rne(clampf(x[size_t(i)] / 0.03f, -kFp8E4M3Max, kFp8E4M3Max))) << i;
   }
-  std::vector<uint8_t> c(static_cast<size_t>(k));
-  quantize_fp8_row_static(x.data(), k, 0.03f, c.data());
-  for (int64_t i = 0; i < k; ++i)
-    ASSERT_EQ(c[size_t(i)], f32_to_fp8_e4m3_rne(clampf(x[size_t(i)] / 0.03f, -kFp8E4M3Max, kFp8E4M3Max))) << i;
 }
 
 // Not a test: a rough single-thread timing on a Qwen3-1.7B MLP shape (N 6144, K 2048) for

@@ -91,25 +91,11 @@ void quantize_mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, float*
 }
 
 void quantize_fp8_row_groups(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales) {
-  for (int64_t g = 0, b = 0; b < k; ++g, b += group) {
-    const int64_t e = std::min(k, b + group);
-    float amax = 0.0f;
-    for (int64_t i = b; i < e; ++i) {
-      const float f = std::fabs(x[i]);
-      amax = amax < f ? f : amax;
-    }
-    const float s = amax / kFp8E4M3Max;
-    scales[g] = s;
-    if (s == 0.0f) {
-      std::fill(codes + b, codes + e, uint8_t(0));
-      continue;
-    }
-    for (int64_t i = b; i < e; ++i) codes[i] = encode_e4m3(x[i] / s);
-  }
+  act_quant_kernels().fp8_groups(x, k, group, codes, scales);
 }
 
 void quantize_fp8_row_static(const float* x, int64_t k, float s, uint8_t* codes) {
-  for (int64_t i = 0; i < k; ++i) codes[i] = encode_e4m3(x[i] / s);  // the encoder saturates at ±448
+  act_quant_kernels().fp8_static(x, k, s, codes);
 }
 
 }  // namespace lowbit

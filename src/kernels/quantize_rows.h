@@ -46,6 +46,10 @@ struct ActQuantKernels {
   // of 32: codes[k] and one E8M0 byte per block. Returns false, outputs unspecified, when the
   // row holds a NaN or an infinity (the reference has no scale for them either).
   bool (*mx_row)(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0);
+  // FP8 (E4M3) activations of one row, fp_act_quant.h's quantize_fp8_row_groups and
+  // quantize_fp8_row_static.
+  void (*fp8_groups)(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales);
+  void (*fp8_static)(const float* x, int64_t k, float s, uint8_t* codes);
 };
 
 // Number of row_group_sum entries per row for `group` (0 = per row) over ldq codes.

@@ -140,8 +140,37 @@ bool mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0) 
   return true;
 }
 
+// E4M3(x / s) over n values (the encoder saturates at ±448; x / s is vdivps, correctly rounded
+// like the scalar division).
+inline void encode_e4m3_div(const float* x, int64_t n, float s, uint8_t* codes) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = first_lanes(n - j);
+    _mm_mask_storeu_epi8(codes + j, m, _mm512_cvtepi32_epi8(encode_e4m3(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + j), vs))));
+  }
+}
+
+void fp8_groups(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales) {
+  for (int64_t g = 0, b = 0; b < k; ++g, b += group) {
+    const int64_t n = std::min(k, b + group) - b;
+    // max(|x|, amax) in this operand order keeps amax when x is NaN, as the scalar loop does.
+    __m512 amax = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16)
+      amax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(first_lanes(n - j), x + b + j)), amax);
+    const float s = _mm512_reduce_max_ps(amax) / kFp8E4M3Max;
+    scales[g] = s;
+    if (s == 0.0f)
+      std::fill(codes + b, codes + b + n, uint8_t(0));
+    else
+      encode_e4m3_div(x + b, n, s, codes + b);
+  }
+}
+
+void fp8_static(const float* x, int64_t k, float s, uint8_t* codes) { encode_e4m3_div(x, k, s, codes); }
+
 }  // namespace
 
-const ActQuantKernels kActQuantAvx512 = {"act_quant_avx512", Isa::Avx512, per_token_sym, static_int8, mx_row};
+const ActQuantKernels kActQuantAvx512 = {"act_quant_avx512", Isa::Avx512, per_token_sym, static_int8, mx_row,
+                                         fp8_groups, fp8_static};
 
 }  // namespace lowbit

@@ -52,8 +52,31 @@ bool mx_row(const float* x, int64_t k, bool fp4, uint8_t* codes, uint8_t* e8m0) 
   return true;
 }
 
+void fp8_groups(const float* x, int64_t k, int64_t group, uint8_t* codes, float* scales) {
+  for (int64_t g = 0, b = 0; b < k; ++g, b += group) {
+    const int64_t e = std::min(k, b + group);
+    float amax = 0.0f;
+    for (int64_t i = b; i < e; ++i) {
+      const float f = std::fabs(x[i]);
+      amax = amax < f ? f : amax;
+    }
+    const float s = amax / kFp8E4M3Max;
+    scales[g] = s;
+    if (s == 0.0f) {
+      std::fill(codes + b, codes + e, uint8_t(0));
+      continue;
+    }
+    for (int64_t i = b; i < e; ++i) codes[i] = encode_e4m3(x[i] / s);
+  }
+}
+
+void fp8_static(const float* x, int64_t k, float s, uint8_t* codes) {
+  for (int64_t i = 0; i < k; ++i) codes[i] = encode_e4m3(x[i] / s);  // the encoder saturates at ±448
+}
+
 }  // namespace
 
-const ActQuantKernels kActQuantPortable = {"act_quant_portable", Isa::Scalar, per_token_sym, static_int8, mx_row};
+const ActQuantKernels kActQuantPortable = {"act_quant_portable", Isa::Scalar, per_token_sym, static_int8, mx_row,
+                                           fp8_groups, fp8_static};
 
 }  // namespace lowbit
