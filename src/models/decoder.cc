@@ -329,6 +329,13 @@ void DecoderModel::for_each_moe(
       fn("model.layers." + std::to_string(i) + ".mlp.gate", *layers_[i].router, *layers_[i].experts);
 }
 
+std::vector<DecoderModel::ExpertTokens> DecoderModel::expert_token_counts() const {
+  std::vector<ExpertTokens> out;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i].experts) out.push_back({int64_t(i), layers_[i].experts->expert_token_counts()});
+  return out;
+}
+
 namespace {
 // runtime_options().kv_cache_dtype → element type. "auto" follows the checkpoint's float type
 // (its embedding matrix): BF16 for BF16/F16 checkpoints, F32 for F32 ones.

@@ -145,6 +145,13 @@ class DecoderModel {
   // decoded token reads the router and routing().top_k of the experts.
   void for_each_moe(const std::function<void(const std::string& prefix, const LinearMethod& router,
                                              const MoeMethod& experts)>& fn) const;
+  // Tokens routed to each expert of each MoE layer since load (MoeMethod::expert_token_counts);
+  // empty for dense models. Readable from any thread.
+  struct ExpertTokens {
+    int64_t layer = 0;
+    std::vector<int64_t> tokens;  // [num_experts]
+  };
+  std::vector<ExpertTokens> expert_token_counts() const;
 
  private:
   struct Layer;

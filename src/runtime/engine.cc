@@ -215,6 +215,8 @@ EngineStats Engine::stats() const {
   // The snapshot is from the end of the last step; requests that arrived since (in the inbox,
   // or handed to the scheduler during a long step) are waiting too.
   s.queued = impl_->queued + int64_t(impl_->inbox.size());
+  if (config_.expert_distribution_metrics)  // atomics, read outside the engine thread
+    for (auto& l : impl_->model.expert_token_counts()) s.expert_tokens.push_back({l.layer, std::move(l.tokens)});
   return s;
 }
 

@@ -41,6 +41,9 @@ struct EngineConfig {
   bool enable_prefix_cache = true;
   int64_t page_size = 32;              // tokens per KV page (power of two, multiple of 32)
   int64_t max_queued_requests = 4096;  // submit() beyond this throws EngineBusy (HTTP 503)
+  // stats() also reports tokens per expert of every MoE layer (SGLang's
+  // --enable-expert-distribution-metrics): one series per layer and expert, so off by default.
+  bool expert_distribution_metrics = false;
   // Called once, on the engine thread, when the model can run no more steps (a tensor-parallel
   // rank died: DecoderModel::failed()), after every request got its error. The engine then
   // stops; a server should exit non-zero.
@@ -106,6 +109,13 @@ struct EngineStats {
   int64_t forward_steps_total = 0;
   // NEXTN speculative decoding: drafts verified and accepted.
   int64_t spec_draft_tokens_total = 0, spec_accepted_tokens_total = 0;
+  // With EngineConfig::expert_distribution_metrics: tokens routed to each expert since load,
+  // per MoE layer.
+  struct ExpertTokens {
+    int64_t layer = 0;
+    std::vector<int64_t> tokens;
+  };
+  std::vector<ExpertTokens> expert_tokens;
 };
 
 class Engine {

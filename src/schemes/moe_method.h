@@ -38,6 +38,10 @@ class MoeMethod {
   virtual size_t weight_bytes() const = 0;
   virtual size_t expert_weight_bytes() const = 0;
   virtual std::string describe() const = 0;
+  // Tokens routed to each expert since load (each of a token's top-k choices counts once):
+  // the load-balance view users tuning MoE ask for (`serve --enable-expert-distribution-metrics`,
+  // `bench`). Safe to read from another thread while apply() runs.
+  virtual std::vector<int64_t> expert_token_counts() const = 0;
 };
 
 // One expert's projections. Gate and up are one [2F, H] matrix (rows [0, F) gate, [F, 2F) up:
@@ -65,5 +69,17 @@ struct RoutePlan {
   std::vector<int32_t> order;    // [m·k] slots grouped by expert, tokens ascending within one
 };
 void route_tokens(const float* router_logits, int64_t ldr, int64_t m, const MoeRouting& routing, RoutePlan& plan);
+
+// Mean over max of tokens per expert (SGLang's EPLB balancedness, over experts instead of
+// GPUs): 1 when every expert got the same share, 1/E when one expert got them all; 1 before
+// any token.
+inline double expert_balancedness(const std::vector<int64_t>& tokens) {
+  int64_t sum = 0, max = 0;
+  for (int64_t t : tokens) {
+    sum += t;
+    max = t > max ? t : max;
+  }
+  return max > 0 ? double(sum) / double(tokens.size()) / double(max) : 1.0;
+}
 
 }  // namespace lowbit

@@ -218,6 +218,35 @@ TEST(RoutedExperts, AllTokensOnOneExpert) {
   expect_matches_reference(p, pool);
 }
 
+// The per-expert token counters add up each batch's routing, and the balancedness of the
+// counts is mean / max.
+TEST(RoutedExperts, CountsTokensPerExpert) {
+  ThreadPool pool(2);
+  Problem p = make_problem(23, 8, 2, 32, 16, true, 11);
+  for (int64_t t = 0; t < p.m; ++t) p.logits[size_t(t * p.E + 5)] = -30.0f;  // expert 5 never chosen
+  auto moe = build(p, true);
+  EXPECT_EQ(moe->expert_token_counts(), std::vector<int64_t>(size_t(p.E), 0));
+  RoutePlan plan;
+  route_tokens(p.logits.data(), p.E, p.m, {p.E, p.k, true}, plan);
+  std::vector<float> y(size_t(p.m * p.H));
+  for (int call = 1; call <= 2; ++call) {
+    moe->apply(p.x.data(), p.H, p.m, p.logits.data(), p.E, y.data(), p.H, pool);
+    const std::vector<int64_t> counts = moe->expert_token_counts();
+    ASSERT_EQ(int64_t(counts.size()), p.E);
+    int64_t sum = 0;
+    for (int64_t e = 0; e < p.E; ++e) {
+      EXPECT_EQ(counts[size_t(e)], call * (plan.offsets[size_t(e + 1)] - plan.offsets[size_t(e)])) << e;
+      sum += counts[size_t(e)];
+    }
+    EXPECT_EQ(sum, call * p.m * p.k);
+    EXPECT_EQ(counts[5], 0);
+  }
+  EXPECT_DOUBLE_EQ(expert_balancedness({4, 4, 4, 4}), 1.0);
+  EXPECT_DOUBLE_EQ(expert_balancedness({8, 0, 0, 0}), 0.25);
+  EXPECT_DOUBLE_EQ(expert_balancedness({3, 1}), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(expert_balancedness({0, 0}), 1.0);
+}
+
 TEST(RoutedExperts, TopKEqualsNumExperts) {
   ThreadPool pool(2);
   for (bool normalize : {false, true}) expect_matches_reference(make_problem(13, 4, 4, 32, 16, normalize, 13), pool);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -74,7 +75,10 @@ class RoutedExperts final : public MoeMethod {
  public:
   RoutedExperts(const std::string& prefix, MoeRouting routing, std::vector<ExpertLinears> experts,
                 std::shared_ptr<void> storage)
-      : routing_(routing), experts_(std::move(experts)), storage_(std::move(storage)) {
+      : routing_(routing),
+        experts_(std::move(experts)),
+        storage_(std::move(storage)),
+        token_counts_(size_t(std::max<int64_t>(routing_.num_experts, 0))) {
     if (int64_t(experts_.size()) != routing_.num_experts)
       fail("{}: {} experts built, the config says num_experts = {}", prefix, experts_.size(), routing_.num_experts);
     if (routing_.top_k <= 0 || routing_.top_k > routing_.num_experts)
@@ -114,8 +118,12 @@ class RoutedExperts final : public MoeMethod {
     grow(s.out, slots * H);
     s.pos.resize(size_t(slots));
     s.active.clear();
-    for (int64_t e = 0; e < routing_.num_experts; ++e)
-      if (s.plan.offsets[size_t(e + 1)] > s.plan.offsets[size_t(e)]) s.active.push_back(int32_t(e));
+    for (int64_t e = 0; e < routing_.num_experts; ++e) {
+      const int64_t tokens = s.plan.offsets[size_t(e + 1)] - s.plan.offsets[size_t(e)];
+      if (tokens == 0) continue;
+      s.active.push_back(int32_t(e));
+      token_counts_[size_t(e)].fetch_add(tokens, std::memory_order_relaxed);
+    }
 
     // Gather every slot's token row in expert order: expert e's rows are then one contiguous
     // block [offsets[e], offsets[e+1]) of xg, gu and out, for its GEMMs.
@@ -162,6 +170,11 @@ class RoutedExperts final : public MoeMethod {
   const MoeRouting& routing() const override { return routing_; }
   size_t weight_bytes() const override { return weight_bytes_; }
   size_t expert_weight_bytes() const override { return expert_bytes_; }
+  std::vector<int64_t> expert_token_counts() const override {
+    std::vector<int64_t> out(token_counts_.size());
+    for (size_t e = 0; e < out.size(); ++e) out[e] = token_counts_[e].load(std::memory_order_relaxed);
+    return out;
+  }
   std::string describe() const override {
     const ExpertLinears& x = experts_.front();
     return fmt::format("{} experts top-{}{} [H {}, F {}], gate_up {}: {}", routing_.num_experts, routing_.top_k,
@@ -207,6 +220,7 @@ class RoutedExperts final : public MoeMethod {
   MoeRouting routing_;
   std::vector<ExpertLinears> experts_;
   std::shared_ptr<void> storage_;
+  mutable std::vector<std::atomic<int64_t>> token_counts_;  // per expert, since load
   int64_t hidden_ = 0, inter_ = 0;
   size_t weight_bytes_ = 0, expert_bytes_ = 0;
   mutable Scratch scratch_;  // one forward at a time, like the decoder's workspace

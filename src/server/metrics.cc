@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "runtime/engine.h"
+#include "schemes/moe_method.h"
 
 namespace lowbit {
 
@@ -141,6 +142,20 @@ std::string ServerMetrics::render(const EngineStats& s) const {
   sample(out, "lowbit_http_responses_total", l + ",code=\"2xx\"", double(http_2xx_));
   sample(out, "lowbit_http_responses_total", l + ",code=\"4xx\"", double(http_4xx_));
   sample(out, "lowbit_http_responses_total", l + ",code=\"5xx\"", double(http_5xx_));
+  if (!s.expert_tokens.empty()) {
+    header(out, "lowbit_moe_expert_tokens_total", "counter",
+           "Tokens routed to each expert since load (each of a token's top-k choices counts once).");
+    for (const auto& layer : s.expert_tokens)
+      for (size_t e = 0; e < layer.tokens.size(); ++e)
+        sample(out, "lowbit_moe_expert_tokens_total", fmt::format("{},layer=\"{}\",expert=\"{}\"", l, layer.layer, e),
+               double(layer.tokens[e]));
+    header(out, "lowbit_moe_expert_balancedness", "gauge",
+           "Mean over max of the layer's tokens per expert since load (1: perfectly even; SGLang's EPLB balancedness "
+           "over experts instead of GPUs).");
+    for (const auto& layer : s.expert_tokens)
+      sample(out, "lowbit_moe_expert_balancedness", fmt::format("{},layer=\"{}\"", l, layer.layer),
+             expert_balancedness(layer.tokens));
+  }
   return out;
 }
 

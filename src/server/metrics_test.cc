@@ -46,6 +46,24 @@ TEST(ServerMetrics, SglangNamesAndEngineStats) {
         "sglang:time_per_output_token_seconds_sum" + l + " 0.25", "sglang:inter_token_latency_seconds_count" + l + " 1",
         std::string("# TYPE sglang:time_to_first_token_seconds histogram")})
     EXPECT_NE(out.find(line + "\n"), std::string::npos) << line << "\n" << out;
+  EXPECT_EQ(out.find("lowbit_moe_expert"), std::string::npos) << "expert series only when the engine reports them";
+}
+
+// --enable-expert-distribution-metrics: one counter per layer and expert, one balancedness
+// gauge per layer.
+TEST(ServerMetrics, ExpertDistribution) {
+  ServerMetrics m("moe");
+  EngineStats s;
+  s.expert_tokens = {{1, {6, 2, 0, 0}}, {3, {2, 2, 2, 2}}};
+  const std::string out = m.render(s);
+  for (const std::string& line :
+       {std::string("# TYPE lowbit_moe_expert_tokens_total counter"),
+        std::string("lowbit_moe_expert_tokens_total{model_name=\"moe\",layer=\"1\",expert=\"0\"} 6"),
+        std::string("lowbit_moe_expert_tokens_total{model_name=\"moe\",layer=\"1\",expert=\"3\"} 0"),
+        std::string("lowbit_moe_expert_tokens_total{model_name=\"moe\",layer=\"3\",expert=\"2\"} 2"),
+        std::string("lowbit_moe_expert_balancedness{model_name=\"moe\",layer=\"1\"} 0.3333333333333333"),
+        std::string("lowbit_moe_expert_balancedness{model_name=\"moe\",layer=\"3\"} 1")})
+    EXPECT_NE(out.find(line + "\n"), std::string::npos) << line << "\n" << out;
 }
 
 }  // namespace

@@ -180,6 +180,7 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
   row.decode_bytes = decode_bytes_per_token(*model, row.kv_element_bytes, a.depth, a.gen);
   row.peak = scheme_peak(scheme, *model, limits);
   apply_rooflines(row, limits);
+  for (auto& layer : model->expert_token_counts()) row.expert_tokens.push_back(std::move(layer.tokens));
   if (model->has_mtp() && a.gen > 1 && tokenizer) bench_nextn(a, *model, *tokenizer, ids, pool, row);
   return row;
 }

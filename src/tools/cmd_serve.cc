@@ -32,6 +32,7 @@ struct ServeArgs {
   std::optional<double> max_step_slowdown;
   int io_timeout = 60;
   bool disable_radix_cache = false;
+  bool expert_distribution_metrics = false;
 };
 
 // Flag checks that need no model; the message names the flag.
@@ -106,6 +107,7 @@ int run(const ServeArgs& a, TpGroup* tp) {
   if (a.max_queued_requests) ec.max_queued_requests = *a.max_queued_requests;
   if (a.max_step_slowdown) ec.max_step_slowdown = *a.max_step_slowdown;
   ec.enable_prefix_cache = !a.disable_radix_cache;
+  ec.expert_distribution_metrics = a.expert_distribution_metrics;
   // A tensor-parallel rank died: every request has its error; stop serving (as SIGTERM does,
   // through the HTTP loop's own signal handler) and exit non-zero below.
   ec.on_fatal = [](const std::string& message) {
@@ -187,6 +189,9 @@ CommandFn add_serve_command(CLI::App& app) {
                  "(a request being answered is not bound by it)")
       ->capture_default_str();
   app.add_flag("--disable-radix-cache", a->disable_radix_cache, "Do not share KV pages between requests with a common prefix");
+  app.add_flag("--enable-expert-distribution-metrics", a->expert_distribution_metrics,
+               "MoE models: /metrics reports tokens routed to each expert of each layer, and each layer's balancedness "
+               "(mean / max tokens per expert)");
   app.add_option("--reasoning-parser", a->reasoning_parser, "qwen3: return <think>…</think> as reasoning_content");
   app.add_option("--tool-call-parser", a->tool_call_parser, "qwen25: return <tool_call> JSON as OpenAI tool_calls");
   return [a] {

@@ -276,3 +276,37 @@ def test_bad_input_is_a_clear_error(tmp_path):
     (d / "config.json").write_text(json.dumps(cfg))
     err = _load_error(d, tmp_path)
     assert "num_experts_per_tok" in err and "config.json" in err, err
+
+
+def test_serve_reports_tokens_per_expert(tmp_path):
+    """`serve --enable-expert-distribution-metrics`: /metrics counts, per MoE layer, each token's
+    top-k choices (so a layer's experts sum to k x the tokens it ran: the prompt, then one per
+    decode step), and the balancedness gauge is mean / max of those counts. Without the flag
+    no expert series is rendered."""
+    from test_server import Server
+    model = make(tmp_path / "m", ["--layout", "per-expert", "--mlp-only-layers", "0", "--norm-topk"])
+    k, experts, layers = 3, 8, [1, 2]  # the fixture: top-3 of 8, layer 0 dense
+    prompt, new = list(range(5, 16)), 5
+    server = Server(model, "--enable-expert-distribution-metrics")
+    try:
+        status, r = server.json("POST", "/generate", {"input_ids": prompt, "sampling_params": {
+            "max_new_tokens": new, "temperature": 0, "ignore_eos": True}})
+        assert status == 200, r
+        m = server.metrics()
+        forwarded = len(prompt) + new - 1  # the last new token is sampled, never run
+        for layer in layers:
+            counts = [m[f'lowbit_moe_expert_tokens_total{{model_name="{model}",layer="{layer}",expert="{e}"}}']
+                      if f'lowbit_moe_expert_tokens_total{{model_name="{model}",layer="{layer}",expert="{e}"}}' in m
+                      else None for e in range(experts)]
+            assert None not in counts, sorted(k for k in m if k.startswith("lowbit_moe"))
+            assert sum(counts) == k * forwarded, counts
+            bal = m[f'lowbit_moe_expert_balancedness{{model_name="{model}",layer="{layer}"}}']
+            assert bal == pytest.approx(sum(counts) / experts / max(counts)), (bal, counts)
+        assert not any(key.startswith("lowbit_moe") and 'layer="0"' in key for key in m), "layer 0 is dense"
+    finally:
+        server.stop()
+    plain = Server(model)
+    try:
+        assert not any(key.startswith("lowbit_moe") for key in plain.metrics())
+    finally:
+        plain.stop()

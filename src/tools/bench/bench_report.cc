@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
+
+#include "schemes/moe_method.h"
 
 namespace lowbit {
 
@@ -112,6 +115,22 @@ void print_footer(std::FILE* out, const std::vector<BenchRow>& rows) {
                1e3 * t.seconds.median, 1e3 * t.seconds.max);
   }
   for (const BenchRow& r : rows) {
+    if (r.expert_tokens.empty()) continue;
+    std::vector<double> b;
+    double hottest = 0;  // the largest share of a layer's routed tokens one expert took
+    for (const auto& layer : r.expert_tokens) {
+      b.push_back(expert_balancedness(layer));
+      int64_t sum = 0, max = 0;
+      for (int64_t t : layer) sum += t, max = std::max(max, t);
+      if (sum > 0) hottest = std::max(hottest, double(max) / double(sum));
+    }
+    const Stats s = summarize(b);
+    fmt::print(out,
+               "{}: MoE routing over the run, {} layers: balancedness (mean / max tokens per expert; 1 = even) "
+               "{:.3f} / {:.3f} / {:.3f} (min/med/max over layers); hottest expert {:.1f} % of its layer's tokens\n",
+               r.scheme, r.expert_tokens.size(), s.min, s.median, s.max, 100.0 * hottest);
+  }
+  for (const BenchRow& r : rows) {
     if (r.nextn_acceptance < 0) continue;
     const auto& p = r.plain_generate_tps;
     const auto& n = r.nextn_generate_tps;
@@ -192,6 +211,12 @@ nlohmann::json bench_json(const BenchSetup& s, const std::vector<BenchRow>& rows
            {{"fp32", r.tp->fp32}, {"int8_allgather", r.tp->int8_allgather}, {"int8_rs_ag", r.tp->int8_rs_ag}}},
           {"prefill_bytes_per_rank", r.tp->bytes},
           {"prefill_all_reduce_seconds", stats_json(r.tp->seconds)}};
+    if (!r.expert_tokens.empty()) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (const auto& layer : r.expert_tokens)
+        layers.push_back({{"tokens_per_expert", layer}, {"balancedness", expert_balancedness(layer)}});
+      jrows.back()["moe_expert_distribution"] = std::move(layers);
+    }
     if (r.nextn_acceptance >= 0)
       jrows.back()["nextn"] = {{"generate_tokens_per_s", stats_json(r.nextn_generate_tps)},
                                {"plain_generate_tokens_per_s", stats_json(r.plain_generate_tps)},

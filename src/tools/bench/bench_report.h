@@ -50,6 +50,8 @@ struct BenchRow {
   Stats plain_generate_tps, nextn_generate_tps, adaptive_generate_tps;
   double nextn_acceptance = -1;
   std::optional<TpPrefillComm> tp;  // set when the model is tensor-parallel and -p > 0
+  // MoE models: each MoE layer's tokens per expert over the whole run (warm-up included).
+  std::vector<std::vector<int64_t>> expert_tokens;
 };
 
 // Fills the roofline fields of `row` from its costs and the measured limits.
