@@ -104,6 +104,36 @@ TEST(OnlineWeightQuant, MxOcpMatchesReference) {
   }
 }
 
+// Each set's E2M1 and E4M3 encoders over a sweep of values: blocks led by the element maximum
+// (6 or 448, so the block scale is exactly 1) followed by 31 values of the sweep, wrapped into
+// range (random bit patterns and decimal values at many exponents, subnormal inputs included).
+TEST(OnlineWeightQuant, MxEncodersSweep) {
+  std::mt19937 rng(3);
+  for (bool fp4 : {false, true}) {
+    const float top = fp4 ? 6.0f : 448.0f;
+    std::vector<float> x;
+    for (int b = 0; b < (1 << 15); ++b) {
+      x.push_back(b % 2 ? top : -top);
+      for (int i = 1; i < 32; ++i) {
+        float v = i % 2 ? std::ldexp(float(rng() % 100000) / 1000.0f, int(rng() % 30) - 20)
+                        : std::bit_cast<float>((uint32_t(rng()) & 0x807FFFFFu) | (uint32_t(rng() % 134) << 23));
+        v = std::fmod(v, top);
+        x.push_back(v);
+      }
+    }
+    const int64_t k = int64_t(x.size());
+    std::vector<uint8_t> ref_codes(x.size()), ref_scales(x.size() / 32);
+    quantize_mx(x.data(), 1, k, fp4 ? MxElem::E2M1 : MxElem::E4M3, MxScaleRule::Ocp, ref_codes.data(), ref_scales.data());
+    for (const ActQuantKernels* kernels : act_quant_kernel_list(cpu_features())) {
+      std::vector<uint8_t> codes(x.size()), scales(x.size() / 32);
+      ASSERT_TRUE(kernels->mx_row(x.data(), k, fp4, codes.data(), scales.data()));
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_EQ(codes[i], ref_codes[i]) << kernels->name << (fp4 ? " E2M1 " : " E4M3 ") << x[i];
+      ASSERT_EQ(scales, ref_scales) << kernels->name;
+    }
+  }
+}
+
 TEST(OnlineWeightQuant, NonFiniteRowsAreRefused) {
   const int64_t k = 64;
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),

@@ -85,34 +85,41 @@ void static_int8(const ActQuantRows& r, float scale, float zero, StaticActRule r
 }
 
 // The element encoders of fp_act_quant.cc (encode_e4m3, encode_e2m1), 16 lanes at a time: round
-// to nearest even on the bit pattern for normals, through an FPU add for subnormals.
+// to nearest even on the bit pattern for normals (keep_bits mantissa bits), through an FPU add
+// of a power of two whose ulp is the subnormal step for values below the smallest normal.
+struct E4M3Bits {
+  static constexpr int kSignShift = 24, kDrop = 20;  // sign → bit 7; fp32 mantissa bits dropped
+  static constexpr uint32_t kSignBit = 0x80, kBias = 120u << 3, kMinNormal = 0x3C800000u;  // 2^-6
+  static constexpr float kMax = kFp8E4M3Max, kSubnormalAdd = 16384.0f;
+  static constexpr bool kNanCode = true;  // NaN → 0x7F | sign (E2M1 has none: +0)
+};
+struct E2M1Bits {
+  static constexpr int kSignShift = 28, kDrop = 22;
+  static constexpr uint32_t kSignBit = 8, kBias = 126u << 1, kMinNormal = 0x3F800000u;  // 1.0
+  static constexpr float kMax = kFp4Max, kSubnormalAdd = 4194304.0f;
+  static constexpr bool kNanCode = false;
+};
 inline __m512i u32(uint32_t v) { return _mm512_set1_epi32(int(v)); }
-inline __m512i encode_e4m3(__m512 v) {
+template <class F>
+inline __m512i encode(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
-  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 24), u32(0x80));
+  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, F::kSignShift), u32(F::kSignBit));
   __m512i a = _mm512_and_si512(u, u32(0x7FFFFFFFu));
   const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, u32(0x7F800000u));
-  a = _mm512_min_epu32(a, u32(std::bit_cast<uint32_t>(kFp8E4M3Max)));
+  a = _mm512_min_epu32(a, u32(std::bit_cast<uint32_t>(F::kMax)));
   const __m512i sub = _mm512_sub_epi32(
-      _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(16384.0f))), u32(std::bit_cast<uint32_t>(16384.0f)));
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 20), u32(1));
-  const __m512i nor = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, u32(0x7FFFFu)), odd), 20), u32(120u << 3));
-  const __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, u32(0x3C800000u)), nor, sub);
-  return _mm512_mask_blend_epi32(nan, _mm512_or_si512(sign, code), _mm512_or_si512(sign, u32(kFp8E4M3Nan)));
+      _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(F::kSubnormalAdd))),
+      u32(std::bit_cast<uint32_t>(F::kSubnormalAdd)));
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, F::kDrop), u32(1));
+  const __m512i half = u32((1u << (F::kDrop - 1)) - 1);
+  const __m512i nor =
+      _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, half), odd), F::kDrop), u32(F::kBias));
+  const __m512i code = _mm512_or_si512(sign, _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, u32(F::kMinNormal)), nor, sub));
+  if constexpr (F::kNanCode) return _mm512_mask_blend_epi32(nan, code, _mm512_or_si512(sign, u32(kFp8E4M3Nan)));
+  return _mm512_maskz_mov_epi32(__mmask16(~nan), code);
 }
-inline __m512i encode_e2m1(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i sign = _mm512_and_si512(_mm512_srli_epi32(u, 28), u32(8));
-  __m512i a = _mm512_and_si512(u, u32(0x7FFFFFFFu));
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, u32(0x7F800000u));
-  a = _mm512_min_epu32(a, u32(std::bit_cast<uint32_t>(kFp4Max)));
-  const __m512i sub = _mm512_sub_epi32(
-      _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), _mm512_set1_ps(4194304.0f))), u32(std::bit_cast<uint32_t>(4194304.0f)));
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 22), u32(1));
-  const __m512i nor = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, u32(0x1FFFFFu)), odd), 22), u32(126u << 1));
-  const __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, u32(0x3F800000u)), nor, sub);
-  return _mm512_maskz_mov_epi32(__mmask16(~nan), _mm512_or_si512(sign, code));
-}
+inline __m512i encode_e4m3(__m512 v) { return encode<E4M3Bits>(v); }
+inline __m512i encode_e2m1(__m512 v) { return encode<E2M1Bits>(v); }
 
 // quantize_mx_block per 32: the block's largest |x| from the bit patterns (finite non-negative
 // floats order as their bits), the same exponent rule, then x·2^-e (one rounding, as ldexp).
