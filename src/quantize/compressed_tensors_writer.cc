@@ -102,21 +102,30 @@ std::string regex_escape(const std::string& s) {
 }
 
 // re: targets naming exactly `prefixes`: one pattern per projection with the layer indices
-// as an alternation, e.g. re:^model\.layers\.(?:0|3)\.mlp\.down_proj$.
+// as an alternation, e.g. re:^model\.layers\.(?:0|3)\.mlp\.down_proj$. A MoE layer's experts
+// always share one scheme (make_plan), so they take one pattern per projection with the expert
+// index as \d+: re:^model\.layers\.(?:1)\.mlp\.experts\.\d+\.gate_proj$.
 std::vector<std::string> targets_for(const std::vector<std::string>& prefixes) {
-  std::map<std::string, std::vector<std::string>> by_suffix;  // suffix -> layer indices
+  std::map<std::string, std::vector<std::string>> by_suffix;  // escaped suffix -> layer indices
   std::vector<std::string> others;
+  const std::string experts = "mlp.experts.";
   for (const std::string& p : prefixes) {
     const std::string head = "model.layers.";
     const size_t dot = p.find('.', head.size());
-    if (p.starts_with(head) && dot != std::string::npos)
-      by_suffix[p.substr(dot + 1)].push_back(p.substr(head.size(), dot - head.size()));
-    else
+    if (!p.starts_with(head) || dot == std::string::npos) {
       others.push_back(p);
+      continue;
+    }
+    const std::string layer = p.substr(head.size(), dot - head.size()), suffix = p.substr(dot + 1);
+    std::string key = regex_escape(suffix);
+    if (const size_t e = suffix.find('.', experts.size()); suffix.starts_with(experts) && e != std::string::npos)
+      key = regex_escape(experts) + "\\d+" + regex_escape(suffix.substr(e));
+    auto& idx = by_suffix[key];
+    if (idx.empty() || idx.back() != layer) idx.push_back(layer);
   }
   std::vector<std::string> out;
   for (const auto& [suffix, idx] : by_suffix)
-    out.push_back(fmt::format("re:^model\\.layers\\.(?:{})\\.{}$", fmt::join(idx, "|"), regex_escape(suffix)));
+    out.push_back(fmt::format("re:^model\\.layers\\.(?:{})\\.{}$", fmt::join(idx, "|"), suffix));
   for (const std::string& p : others) out.push_back("re:^" + regex_escape(p) + "$");
   return out;
 }

@@ -93,9 +93,20 @@ std::vector<LinearLayer> linear_layers(const ModelConfig& c) {
     out.push_back({p + "self_attn.k_proj", kv, h});
     out.push_back({p + "self_attn.v_proj", kv, h});
     out.push_back({p + "self_attn.o_proj", h, q});
-    out.push_back({p + "mlp.gate_proj", inter, h});
-    out.push_back({p + "mlp.up_proj", inter, h});
-    out.push_back({p + "mlp.down_proj", h, inter});
+    if (!c.is_moe_layer(i)) {
+      out.push_back({p + "mlp.gate_proj", inter, h});
+      out.push_back({p + "mlp.up_proj", inter, h});
+      out.push_back({p + "mlp.down_proj", h, inter});
+      continue;
+    }
+    const int64_t f = c.moe.moe_intermediate_size;
+    out.push_back({p + "mlp.gate", c.moe.num_experts, h, true});
+    for (int64_t e = 0; e < c.moe.num_experts; ++e) {
+      const std::string x = fmt::format("{}mlp.experts.{}.", p, e);
+      out.push_back({x + "gate_proj", f, h});
+      out.push_back({x + "up_proj", f, h});
+      out.push_back({x + "down_proj", h, f});
+    }
   }
   if (!c.tie_word_embeddings) out.push_back({"lm_head", c.vocab_size, h});
   return out;
@@ -138,6 +149,10 @@ QuantPlan make_plan(const PlanOptions& o, const std::vector<LinearLayer>& layers
   QuantPlan plan;
   plan.format = o.format;
   for (const LinearLayer& layer : layers) {
+    if (layer.router) {  // SGLang and vLLM run the router in float; the loaders expect it so
+      plan.layers.push_back({layer, "FLOAT", "MoE router (float)"});
+      continue;
+    }
     LayerPlan lp{layer, o.scheme, "--scheme"};
     const bool head = layer.prefix == "lm_head";
     if (head) lp = {layer, "FLOAT", "lm_head default (float)"};

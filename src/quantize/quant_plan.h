@@ -30,8 +30,11 @@ bool scheme_needs_calibration(OutFormat f, const std::string& scheme);
 struct LinearLayer {
   std::string prefix;  // "model.layers.3.mlp.down_proj"
   int64_t out_features = 0, in_features = 0;
+  bool router = false;  // a MoE layer's router (mlp.gate): always float, as upstream keeps it
 };
-// q/k/v/o/gate/up/down of every decoder layer in order, then lm_head when it is not tied.
+// q/k/v/o of every decoder layer, then its dense gate/up/down, or in a MoE layer
+// (ModelConfig::is_moe_layer) the router and each expert's gate/up/down
+// (mlp.experts.<e>.gate_proj ...); lm_head last when it is not tied.
 std::vector<LinearLayer> linear_layers(const ModelConfig& config);
 
 struct PlanOptions {

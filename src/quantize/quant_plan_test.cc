@@ -51,6 +51,35 @@ TEST(QuantPlan, LayersAndShapes) {
   EXPECT_EQ(untied.back().prefix, "lm_head");
 }
 
+// Qwen3-MoE: layer 0 dense (mlp_only_layers), layer 1 sparse with 3 experts of F 32.
+TEST(QuantPlan, MoeLayersRouterAndExperts) {
+  ModelConfig c = tiny(true);
+  c.moe.num_experts = 3;
+  c.moe.num_experts_per_tok = 2;
+  c.moe.moe_intermediate_size = 32;
+  c.moe.mlp_only_layers = {0};
+  const auto layers = linear_layers(c);
+  ASSERT_EQ(layers.size(), 7u + 4u + 1u + 9u);  // dense layer, attention, router, 3 x 3 experts
+  EXPECT_EQ(layers[11].prefix, "model.layers.1.mlp.gate");
+  EXPECT_TRUE(layers[11].router);
+  EXPECT_EQ(layers[11].out_features, 3);
+  EXPECT_EQ(layers[12].prefix, "model.layers.1.mlp.experts.0.gate_proj");
+  EXPECT_EQ(layers[12].out_features, 32);
+  EXPECT_EQ(layers.back().prefix, "model.layers.1.mlp.experts.2.down_proj");
+  EXPECT_EQ(layers.back().in_features, 32);
+  PlanOptions o;
+  o.format = OutFormat::MsModelSlim;
+  o.scheme = "W8A8_DYNAMIC";
+  o.overrides = {".*=W4A8_DYNAMIC"};  // reaches every linear but the router
+  const QuantPlan p = make_plan(o, layers);
+  EXPECT_EQ(scheme_of(p, "model.layers.1.mlp.gate"), "FLOAT");
+  EXPECT_EQ(p.find("model.layers.1.mlp.gate")->why, "MoE router (float)");
+  EXPECT_EQ(scheme_of(p, "model.layers.1.mlp.experts.1.up_proj"), "W4A8_DYNAMIC");
+  // Every projection of every expert of a layer is one fused group.
+  o.overrides = {".*experts\\.2\\.down_proj=FLOAT"};
+  expect_error([&] { make_plan(o, layers); }, {"fused layers must share one scheme", "experts.2.down_proj"});
+}
+
 TEST(QuantPlan, OverridesIgnoresAndAnchoring) {
   const QuantPlan p = plan(OutFormat::MsModelSlim, "W8A8_DYNAMIC",
                            {"model\\.layers\\.\\d+\\.self_attn=W8A8", "model\\.layers\\.1\\..*=W4A4_DYNAMIC",

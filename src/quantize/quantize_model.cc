@@ -22,6 +22,7 @@
 #include "quantize/format_writer.h"
 #include "quantize/gptq_output.h"
 #include "quantize/gptq_sequential.h"
+#include "quantize/linear_source.h"
 #include "quantize/scheme_search.h"
 
 namespace lowbit::quantize {
@@ -54,7 +55,7 @@ std::map<std::string, IntGrid> gptq_grids(const QuantPlan& plan, const Checkpoin
   for (const LayerPlan& l : plan.layers) {
     if (l.scheme == "FLOAT") continue;
     std::string why;
-    const DType dt = ckpt.get(l.layer.prefix + ".weight").dtype;
+    const DType dt = linear_weight(ckpt, l.layer.prefix, l.layer.out_features, l.layer.in_features).dtype;
     auto grid = int_grid_for(plan.format, l, dt, &why);
     if (!grid) fail("--algorithm gptq: layer '{}' ({}, {}): {}", l.layer.prefix, l.scheme, l.why, why);
     const bool grouped = grid->group_size > 0 && grid->group_size < l.layer.in_features;
@@ -112,6 +113,22 @@ AwqPlan awq_plan(const QuantizeOptions& o, const ModelConfig& config, const Chec
   return p;
 }
 
+// What a Qwen3-MoE model cannot get yet, before any work: the calibration and search passes
+// observe the model's plain linear layers, and the experts live inside their MoE layer.
+void check_moe_plan(const QuantizeOptions& o, const ModelConfig& config, const QuantPlan& plan) {
+  if (config.moe.num_experts <= 0) return;
+  if (o.search)
+    fail("{}: the scheme search (--target-kld / --target-bits) handles dense models only; {} is a mixture-of-experts "
+         "model (choose schemes with --scheme and --override)",
+         o.input.string(), config.architecture_name);
+  for (const LayerPlan& l : plan.layers)
+    if (l.layer.prefix.find(".mlp.experts.") != std::string::npos && scheme_needs_calibration(plan.format, l.scheme))
+      fail("layer '{}' ({}, {}): static activation scales for MoE experts would need each expert's own calibration "
+           "inputs, which lowbit quantize does not collect; give the experts a dynamic scheme, e.g. --override "
+           "'.*\\.experts\\..*={}' (attention may stay static, as in msmodelslim's mixed Qwen3-MoE files)",
+           l.layer.prefix, l.scheme, l.why, plan.format == OutFormat::MsModelSlim ? "W8A8_DYNAMIC" : "W8A8");
+}
+
 bool uses_g_idx(const QuantizeOptions& o, const QuantPlan& plan, const LayerPlan& l) {
   return o.algorithm == Algorithm::Gptq && o.gptq.act_order == ActOrder::Group && !o.gptq.static_groups &&
          plan.format == OutFormat::CompressedTensors && l.scheme.starts_with("W4A16") && l.group_size > 0 &&
@@ -137,7 +154,12 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   po.tied_lm_head = config.tie_word_embeddings;
   if (!config.quantization_config.is_null() || fs::exists(o.input / "quant_model_description.json"))
     fail("{}: the input is already quantized; lowbit quantize needs a float checkpoint", o.input.string());
+  if (config.arch == Architecture::Qwen3Next)
+    fail("{}: lowbit quantize handles Llama, Qwen3 and Qwen3-MoE; Qwen3-Next (Gated DeltaNet layers, shared "
+         "experts) is not supported yet",
+         o.input.string());
   QuantPlan plan = make_plan(po, linear_layers(config));
+  check_moe_plan(o, config, plan);
   const bool have_calib = !o.calib_text.empty() || !o.calib_ids.empty();
   std::string search_note;
   if (o.search) {
@@ -255,11 +277,12 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   std::map<std::string, std::string> scheme_of;
   std::vector<TensorDecl> decls;
   for (const LayerPlan& l : plan.layers) {
-    const std::string w = l.layer.prefix + ".weight";
-    const TensorView v = ckpt.get(w, {DType::BF16, DType::F16, DType::F32}, {l.layer.out_features, l.layer.in_features});
+    const TensorView v = linear_weight(ckpt, l.layer.prefix, l.layer.out_features, l.layer.in_features);
     if (l.scheme == "FLOAT") continue;
     const bool has_bias = ckpt.has(l.layer.prefix + ".bias");
-    replaced.insert(w);
+    // A fused expert tensor is replaced by its experts' per-expert tensors (every expert of a
+    // MoE layer shares one scheme: make_plan's fused-group check).
+    for (const std::string& src : linear_weight_sources(ckpt, l.layer.prefix)) replaced.insert(src);
     if (has_bias) replaced.insert(l.layer.prefix + ".bias");
     std::vector<TensorDecl> layer_decls = writer->declare(l, v.dtype, has_bias);
     if (uses_g_idx(o, plan, l)) layer_decls.push_back(g_idx_decl(l));
@@ -309,7 +332,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
     ThreadPool report_pool(o.threads);  // layers are measured one at a time here: each on every thread
     nlohmann::ordered_json dump = nlohmann::ordered_json::array();
     auto emit = [&](const LayerPlan& l, GptqResult&& r, const LayerCalib& seen, const std::vector<double>& h) {
-      const TensorView v = ckpt.get(l.layer.prefix + ".weight");
+      const TensorView v = linear_weight(ckpt, l.layer.prefix, l.layer.out_features, l.layer.in_features);
       LinearInput in;
       in.plan = &l;
       in.dtype = v.dtype;
@@ -363,7 +386,7 @@ QuantReport quantize_model(const QuantizeOptions& o) {
         const LayerPlan& l = plan.layers[i];
         if (gptq_done.count(l.layer.prefix)) continue;
         const int64_t n = l.layer.out_features, k = l.layer.in_features;
-        const TensorView v = ckpt.get(l.layer.prefix + ".weight");
+        const TensorView v = linear_weight(ckpt, l.layer.prefix, n, k);
         LinearInput in;
         in.plan = &l;
         in.dtype = v.dtype;

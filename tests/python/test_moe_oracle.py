@@ -84,7 +84,9 @@ def test_layouts_give_the_same_logits(tmp_path):
 
 
 # ---- online quantization against a fake-quant reference ------------------------------------------
-def _fake_quant_model(model_dir: Path, quantize: bool):
+def _fake_quant_model(model_dir: Path, quantize: bool, weight_rule=None):
+    """weight_rule(w2d) -> (q, s per row): quant_ref.weight_sym_qmax (lowbit's online rule,
+    msmodelslim's) unless given (compressed-tensors: weight_sym_ct, s = amax / 127.5)."""
     import torch
     sys.path.insert(0, str(REPO / "tests" / "reference"))
     import quant_ref
@@ -96,7 +98,8 @@ def _fake_quant_model(model_dir: Path, quantize: bool):
 
     def dq(w):  # [.., N, K] per-row int8, lowbit's online rule
         shape = w.shape
-        q, s = quant_ref.weight_sym_qmax(w.reshape(-1, shape[-1]).float(), 8, 0)
+        rule = weight_rule or (lambda m: quant_ref.weight_sym_qmax(m, 8, 0))
+        q, s = rule(w.reshape(-1, shape[-1]).float())
         return (q.double() * s.double().reshape(-1, 1)).reshape(shape)
 
     def act(x):
@@ -310,3 +313,143 @@ def test_serve_reports_tokens_per_expert(tmp_path):
         assert not any(key.startswith("lowbit_moe") for key in plain.metrics())
     finally:
         plain.stop()
+
+
+# ---- lowbit quantize on Qwen3-MoE --------------------------------------------------------------
+# (format, scheme, extra args): the dynamic schemes each format offers for experts, and
+# msmodelslim's mixed Qwen3-30B-A3B file (attention W8A8 static, experts W8A8_DYNAMIC).
+QUANTIZE_CASES = {
+    "ct-W8A8": ("compressed-tensors", "W8A8", []),
+    "ct-W4A16-g32": ("compressed-tensors", "W4A16", ["--group-size", "32"]),
+    "ct-mixed": ("compressed-tensors", "W8A8", ["--override", r".*\.experts\..*=W4A16", "--group-size", "32"]),
+    "ms-W8A8_DYNAMIC": ("msmodelslim", "W8A8_DYNAMIC", []),
+    "ms-W4A8_DYNAMIC": ("msmodelslim", "W4A8_DYNAMIC", []),
+    "ms-W4A4_DYNAMIC": ("msmodelslim", "W4A4_DYNAMIC", []),
+    "ms-W8A8_MXFP8": ("msmodelslim", "W8A8_MXFP8", []),
+    "ms-mixed-static-attention": ("msmodelslim", "W8A8", ["--override", r".*\.experts\..*=W8A8_DYNAMIC"]),
+    "awq-W4A16-g32": ("awq", "W4A16", ["--group-size", "32"]),
+}
+QUANT_SHAPE = ["--mlp-only-layers", "0", "--moe-intermediate", "64", "--hidden", "64"]
+
+
+def _quantize(src: Path, out: Path, fmt: str, scheme: str, extra, calib: Path):
+    run([BUILD / "lowbit", "quantize", "-m", src, "-o", out, "--format", fmt, "--scheme", scheme,
+         "--calib-ids", calib, "--calib-tokens", "256", *extra])
+    return out
+
+
+def _weights_file(folder: Path) -> Path:
+    return next(p for p in folder.glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("case", sorted(QUANTIZE_CASES))
+def test_quantize_writes_per_expert_tensors_from_either_layout(case, tmp_path):
+    """`lowbit quantize` on a Qwen3-MoE: every expert's gate/up/down is quantized under the
+    per-expert names the upstream tools write (mlp.experts.<e>.gate_proj...), the router
+    (mlp.gate) stays float, and a transformers-5 checkpoint with fused experts (gate_up_proj
+    [E, 2F, H], down_proj [E, H, F]) gives byte-identical tensors to the per-expert file of the
+    same values (its slices are read in place). The result loads and generates."""
+    import torch
+    from safetensors import safe_open
+    fmt, scheme, extra = QUANTIZE_CASES[case]
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps(np.random.default_rng(5).integers(0, VOCAB, 256).tolist()))
+    outs = {}
+    for layout in ("per-expert", "fused"):
+        src = make(tmp_path / f"src-{layout}", ["--layout", layout, *QUANT_SHAPE])
+        outs[layout] = _quantize(src, tmp_path / f"q-{layout}", fmt, scheme, extra, calib)
+    tensors = {}
+    for layout, folder in outs.items():
+        with safe_open(str(_weights_file(folder)), "pt") as f:  # "pt": numpy has no float8
+            tensors[layout] = {k: f.get_tensor(k) for k in f.keys()}
+    a, b = tensors["per-expert"], tensors["fused"]
+    assert sorted(a) == sorted(b), sorted(set(a) ^ set(b))
+    for k in a:
+        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), f"{case}: {k} differs between layouts"
+    assert not any("gate_up_proj" in k for k in a), "fused expert names leaked into the output"
+    weight = "weight_packed" if fmt == "compressed-tensors" and ("W4" in scheme or case == "ct-mixed") else \
+        "qweight" if fmt == "awq" else "weight"
+    for e in range(8):
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            name = f"model.layers.1.mlp.experts.{e}.{proj}.{weight}"
+            assert name in a, f"{name} missing: {sorted(a)[:12]}"
+            assert a[name].dtype not in (torch.float32, torch.float16, torch.bfloat16), (name, a[name].dtype)
+    router = a["model.layers.1.mlp.gate.weight"]
+    assert router.dtype == torch.float32 and tuple(router.shape) == (8, 64)
+    cfg = json.loads((outs["per-expert"] / "config.json").read_text())
+    if fmt == "compressed-tensors":
+        qc = cfg["quantization_config"]
+        assert "model.layers.1.mlp.gate" in qc["ignore"]
+        # Each quantized module is matched by exactly one config group, whose format fits its
+        # tensors (targets as compressed-tensors reads them: "Linear" or re: with re.match).
+        import re
+        modules = {k.rsplit(".", 1)[0] for k in a if k.endswith((".weight_packed", ".weight_scale"))}
+        assert any(".experts." in m for m in modules) and any("self_attn" in m for m in modules)
+        for m in modules:
+            groups = [g for g in qc["config_groups"].values()
+                      if any(t == "Linear" or (t.startswith("re:") and re.match(t[3:], m)) for t in g["targets"])]
+            assert len(groups) == 1, (m, [g["targets"] for g in groups])
+            packed = f"{m}.weight_packed" in a
+            assert groups[0]["format"] == ("pack-quantized" if packed else "int-quantized"), (m, groups[0]["format"])
+    if fmt == "msmodelslim":
+        desc = json.loads((outs["per-expert"] / "quant_model_description.json").read_text())
+        assert desc["model.layers.1.mlp.gate.weight"] == "FLOAT"
+        want = "W8A8_DYNAMIC" if case == "ms-mixed-static-attention" else scheme
+        assert desc[f"model.layers.2.mlp.experts.3.down_proj.{weight}"] == want
+        if case == "ms-mixed-static-attention":
+            assert desc["model.layers.2.self_attn.q_proj.weight"] == "W8A8"
+    r = run([BUILD / "lowbit", "generate", "-m", outs["fused"], "--prompt-ids", "[1, 2, 3]", "-n", "4", "--json"])
+    assert len(json.loads(r.stdout)["output_token_ids"]) == 4
+
+
+@pytest.mark.parametrize("case", ["ct-W8A8", "ms-W8A8_DYNAMIC"])
+def test_quantized_moe_matches_fake_quant_reference(case, tmp_path):
+    """The written int8 per-channel experts (and attention, dense MLP) against the online test's
+    fake-quant reference with the format's own weight rule (msmodelslim: amax / 127, as online;
+    compressed-tensors: amax / 127.5) and per-token int8 activations: the same bounds."""
+    import torch
+    fmt, scheme, extra = QUANTIZE_CASES[case]
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps(list(range(256))))
+    float_dir = make(tmp_path / "model", ["--layout", "fused", *QUANT_SHAPE])
+    q = _quantize(float_dir, tmp_path / "q", fmt, scheme, extra, calib)
+    rng = np.random.default_rng(99)
+    seqs = [rng.integers(0, VOCAB, n).tolist() for n in (7, 40, 90)]
+    spec = {"mode": "separate", "threads": 2, "greedy_steps": 1, "sequences": [{"prompt": s, "forced": []} for s in seqs]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    run([BUILD / "model_logits_tool", q, tmp_path / "spec.json", tmp_path / "lb.safetensors"])
+    got = np_load_file(str(tmp_path / "lb.safetensors"))
+    lb = np.concatenate([got[f"seq{i}.prompt_logits"] for i in range(len(seqs))])
+    sys.path.insert(0, str(REPO / "tests" / "reference"))
+    import quant_ref
+    rule = (lambda m: quant_ref.weight_sym_ct(m, 8, 0)) if fmt == "compressed-tensors" else None
+    ref_model, float_model = _fake_quant_model(float_dir, True, rule), _fake_quant_model(float_dir, False)
+    with torch.no_grad():
+        ref = np.concatenate([ref_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs])
+        fl = np.concatenate([float_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs])
+    scale = float(np.abs(ref).max())
+    d = np.abs(lb - ref)
+    top1 = float((lb.argmax(-1) == ref.argmax(-1)).mean())
+    print(f"{case} MoE written by lowbit quantize: median {np.median(d) / scale:.3g}, max {d.max() / scale:.3g} x "
+          f"scale, top-1 {top1:.3f}")
+    assert np.median(d) <= 5e-4 * scale
+    assert d.max() <= 0.15 * scale
+    assert top1 >= 0.90
+    assert np.median(np.abs(fl - ref)) > 5e-4 * scale
+
+
+def test_quantize_moe_refusals(tmp_path):
+    """Static activation scales on experts (no per-expert calibration) and the dense-only
+    searches are refused before any work, with the layer or flag named."""
+    src = make(tmp_path / "src", ["--layout", "per-expert", *QUANT_SHAPE])
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps(list(range(64))))
+    for args, needle in (
+            (["--format", "msmodelslim", "--scheme", "W8A8"], "model.layers.1.mlp.experts.0.gate_proj"),
+            (["--format", "compressed-tensors", "--target-bits", "6"], "mixture-of-experts"),
+            (["--format", "compressed-tensors", "--scheme", "W4A16", "--group-size", "32", "--algorithm", "gptq"],
+             "mixture-of-experts")):
+        r = subprocess.run([str(BUILD / "lowbit"), "quantize", "-m", str(src), "-o", str(tmp_path / "out"), *args,
+                            "--calib-ids", str(calib), "--calib-tokens", "64"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and needle in r.stderr, (args, r.stderr)
