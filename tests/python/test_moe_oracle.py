@@ -141,6 +141,22 @@ def _fake_quant_model(model_dir: Path, quantize: bool, weight_rule=None):
     return model
 
 
+def _assert_fake_quant_bounds(label, lb, ref, fl=None):
+    """test_quant_logits' W8A8_DYNAMIC bounds of lowbit's logits `lb` against the fake-quant
+    reference `ref`, and (given the float model's `fl`) the guard that the float model misses
+    the median bound, so the bound sees quantization."""
+    scale = float(np.abs(ref).max())
+    d = np.abs(lb - ref)
+    top1 = float((lb.argmax(-1) == ref.argmax(-1)).mean())
+    print(f"{label}: median {np.median(d) / scale:.3g}, max {d.max() / scale:.3g} x scale {scale:.3g}, "
+          f"top-1 {top1:.3f}")
+    assert np.median(d) <= 5e-4 * scale
+    assert d.max() <= 0.15 * scale
+    assert top1 >= 0.90
+    if fl is not None:
+        assert np.median(np.abs(fl - ref)) > 5e-4 * scale
+
+
 def test_online_w8a8_int8_matches_fake_quant_reference(tmp_path):
     import torch
     model_dir = make(tmp_path / "model", ["--layout", "per-expert", "--mlp-only-layers", "0"])
@@ -156,17 +172,7 @@ def test_online_w8a8_int8_matches_fake_quant_reference(tmp_path):
         want = [ref_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs]
         flt = [float_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs]
     lb = np.concatenate([got[f"seq{i}.prompt_logits"] for i in range(len(seqs))])
-    ref, fl = np.concatenate(want), np.concatenate(flt)
-    scale = float(np.abs(ref).max())
-    d = np.abs(lb - ref)
-    top1 = float((lb.argmax(-1) == ref.argmax(-1)).mean())
-    print(f"w8a8_int8 MoE: median {np.median(d) / scale:.3g}, max {d.max() / scale:.3g} x scale {scale:.3g}, "
-          f"top-1 {top1:.3f}; float model vs reference median {np.median(np.abs(fl - ref)) / scale:.3g}")
-    assert np.median(d) <= 5e-4 * scale
-    assert d.max() <= 0.15 * scale
-    assert top1 >= 0.90
-    # Guard: the bound sees the quantization (the float model is outside it).
-    assert np.median(np.abs(fl - ref)) > 5e-4 * scale
+    _assert_fake_quant_bounds("w8a8_int8 MoE", lb, np.concatenate(want), np.concatenate(flt))
 
 
 def _write_msmodelslim_w8a8_dynamic(src: Path, dst: Path):
@@ -220,14 +226,8 @@ def test_msmodelslim_w8a8_dynamic_experts_match_fake_quant_reference(tmp_path):
     ref_model = _fake_quant_model(float_dir, True)
     with torch.no_grad():
         ref = np.concatenate([ref_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs])
-    scale = float(np.abs(ref).max())
-    d = np.abs(results["ms"] - ref)
-    top1 = float((results["ms"].argmax(-1) == ref.argmax(-1)).mean())
-    print(f"msmodelslim W8A8_DYNAMIC MoE: median {np.median(d) / scale:.3g}, max {d.max() / scale:.3g} x scale, "
-          f"top-1 {top1:.3f}; vs online max {np.abs(results['ms'] - results['online']).max() / scale:.3g}")
-    assert np.median(d) <= 5e-4 * scale
-    assert d.max() <= 0.15 * scale
-    assert top1 >= 0.90
+    print(f"msmodelslim vs online max {np.abs(results['ms'] - results['online']).max() / np.abs(ref).max():.3g} x scale")
+    _assert_fake_quant_bounds("msmodelslim W8A8_DYNAMIC MoE", results["ms"], ref)
 
 
 # ---- bad input -------------------------------------------------------------------------------
@@ -427,15 +427,7 @@ def test_quantized_moe_matches_fake_quant_reference(case, tmp_path):
     with torch.no_grad():
         ref = np.concatenate([ref_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs])
         fl = np.concatenate([float_model(torch.tensor([s])).logits[0].float().numpy() for s in seqs])
-    scale = float(np.abs(ref).max())
-    d = np.abs(lb - ref)
-    top1 = float((lb.argmax(-1) == ref.argmax(-1)).mean())
-    print(f"{case} MoE written by lowbit quantize: median {np.median(d) / scale:.3g}, max {d.max() / scale:.3g} x "
-          f"scale, top-1 {top1:.3f}")
-    assert np.median(d) <= 5e-4 * scale
-    assert d.max() <= 0.15 * scale
-    assert top1 >= 0.90
-    assert np.median(np.abs(fl - ref)) > 5e-4 * scale
+    _assert_fake_quant_bounds(f"{case} MoE written by lowbit quantize", lb, ref, fl)
 
 
 def test_quantize_moe_refusals(tmp_path):
