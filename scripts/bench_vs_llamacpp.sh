@@ -3,8 +3,12 @@
 # alternately so both engines see the same machine state. A benchmark, not a test (CI does
 # not run it); run it on a quiet machine.
 #
-#   scripts/bench_vs_llamacpp.sh [-p 512] [-n 128] [-t 2] [-r 3] [-d 0] [--quick]
+#   scripts/bench_vs_llamacpp.sh [-p 512] [-n 128] [-t 2] [-r 3] [-d 0] [--quick] [--moe]
 #                                [--model-args "--preset qwen3-1.7b"] [--build-only] [--no-build]
+#
+# --moe benches Qwen3-MoE instead: a random checkpoint of the Qwen3-30B-A3B shape (hidden 2048,
+# 32/4 heads x 128, 128 experts, top-8, expert FFN 768, vocab 151936, untied, BF16) cut to the 4
+# layers that fit in memory while transformers writes it (--model-args replaces the whole shape).
 #
 # What it does (everything cached under ~/.cache/lowbit/llamacpp, so a second run only benches;
 # steps 1-3 are scripts/lib_llamacpp.sh, shared with bench_serving.sh):
@@ -12,7 +16,8 @@
 #     builds llama-bench and llama-quantize (Release, native, static) with clang: Debian's GCC 12
 #     miscompiles _tile_loadconfig, which would crash llama.cpp's AMX path (its PR #26954).
 #  2. The random Qwen3-1.7B-shaped checkpoint (tools/prepare/make_random_qwen3.py; hidden 2048,
-#     28 layers, 16/8 heads x 128, intermediate 6144, vocab 151936, BF16, tied embeddings).
+#     28 layers, 16/8 heads x 128, intermediate 6144, vocab 151936, BF16, tied embeddings), or
+#     with --moe the Qwen3-MoE one (tools/prepare/make_random_qwen3_moe.py).
 #  3. GGUF files with llama.cpp's convert_hf_to_gguf.py (BF16) and llama-quantize (Q8_0, Q4_0,
 #     Q4_K_M; it also quantizes the tied output matrix, lowbit keeps it BF16 unless
 #     --quantize-lm-head: compare bytes per token, not only bits per weight).
@@ -26,7 +31,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 P=512 N=128 T=2 R=3 D=0
 model_args="--preset qwen3-1.7b"
-build_only=0 no_build=0
+moe_args="--hidden 2048 --layers 4 --heads 32 --kv-heads 4 --head-dim 128 --experts 128 --top-k 8 \
+--moe-intermediate 768 --intermediate 6144 --vocab 151936 --untied --dtype bfloat16 --legacy-expert-key"
+generator=make_random_qwen3.py
+build_only=0 no_build=0 moe=0 own_args=0
 while [ $# -gt 0 ]; do
   case $1 in
     -p) P=$2; shift 2 ;;
@@ -35,7 +43,8 @@ while [ $# -gt 0 ]; do
     -r) R=$2; shift 2 ;;
     -d) D=$2; shift 2 ;;
     --quick) P=128 N=32 R=1; shift ;;
-    --model-args) model_args=$2; shift 2 ;;
+    --model-args) model_args=$2; own_args=1; shift 2 ;;
+    --moe) moe=1; shift ;;
     --build-only) build_only=1; shift ;;
     --no-build) no_build=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -43,6 +52,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+if [ "$moe" = 1 ]; then
+  generator=make_random_qwen3_moe.py
+  [ "$own_args" = 1 ] || model_args=$moe_args
+fi
 py=$repo/.venv/bin/python
 lowbit=${LOWBIT_BIN:-$repo/build/lowbit}
 log() { echo "[bench_vs_llamacpp] $*" >&2; }
@@ -57,7 +70,7 @@ llamacpp_require_tools llama-bench llama-quantize
 [ -x "$lowbit" ] || { echo "$lowbit missing: build lowbit first (scripts/build.sh) or set LOWBIT_BIN" >&2; exit 1; }
 
 # ---- 2. the random checkpoint --------------------------------------------------------------
-model=$(llamacpp_random_qwen3 "$model_args")
+model=$(llamacpp_random_qwen3 "$model_args" "$generator")
 
 # ---- 3. GGUF conversions -------------------------------------------------------------------
 gguf=$model/gguf
@@ -88,9 +101,31 @@ for round in $(seq "$R"); do
 done
 
 # ---- 5. one table --------------------------------------------------------------------------
-"$py" - "$out" "$pairs" "$P" "$N" "$D" "$T" "$R" "$model_args" <<'PY'
+"$py" - "$out" "$pairs" "$P" "$N" "$D" "$T" "$R" "$model_args" "$gguf" <<'PY'
 import glob, json, os, statistics, sys
-out, pairs, P, N, D, T, R, margs = sys.argv[1], sys.argv[2].split(), *map(int, sys.argv[3:8]), sys.argv[8]
+from gguf import GGUFReader
+out, pairs, P, N, D, T, R, margs, gguf_dir = sys.argv[1], sys.argv[2].split(), *map(int, sys.argv[3:8]), *sys.argv[8:10]
+
+def gguf_weight_bytes_per_token(path):
+    """Bytes of the GGUF's tensors one decode step reads: every tensor once, except that expert
+    tensors (*_exps) count top-k / experts of their size and an untied token_embd one row."""
+    r = GGUFReader(path)
+    def field(suffix):
+        for k, f in r.fields.items():
+            if k.endswith(suffix):
+                return int(f.parts[f.data[0]][0])
+        return None
+    experts, used = field(".expert_count"), field(".expert_used_count")
+    names = {t.name for t in r.tensors}
+    total = 0.0
+    for t in r.tensors:
+        n = float(t.n_bytes)
+        if "_exps" in t.name and experts:
+            n *= used / experts
+        elif t.name == "token_embd.weight" and "output.weight" in names:
+            n /= int(t.shape[-1])  # one row of [n_embd, n_vocab] (GGUF lists dims fastest first)
+        total += n
+    return total
 
 def stat(v):
     return (statistics.median(v), min(v), max(v)) if v else None
@@ -120,10 +155,10 @@ for pair in pairs:
         c_pp = stat([t["avg_ts"] for t in tests if t["n_prompt"] == P and t["n_gen"] == 0])
         c_tg = stat([t["avg_ts"] for t in tests if t["n_gen"] == N and t["n_prompt"] == 0])
         if tests:
-            # Model tensors (the tied output matrix is token_embd itself, read once per token)
-            # plus the KV cache llama.cpp reads (F16 by default) over the mean decode context.
+            # Model tensors read per token (the tied output matrix is token_embd itself; experts
+            # top-k of E) plus the KV cache llama.cpp reads (F16 by default) over the mean context.
             kv = r[0]["decode"]["bytes_per_token"]["kv"] / max(r[0]["kv_element_bytes"], 1e-9) * 2
-            c_bytes = tests[0]["model_size"] + kv
+            c_bytes = gguf_weight_bytes_per_token(f"{gguf_dir}/{qtype}.gguf") + kv
     rows.append((scheme, l_pp, l_tg, l_bytes, l_bw, qtype, c_pp, c_tg, c_bytes))
 
 med_bw = statistics.median(bw) if bw else 0
@@ -143,5 +178,6 @@ for scheme, l_pp, l_tg, l_bytes, l_bw, qtype, c_pp, c_tg, c_bytes in rows:
         qtype if qtype != "-" else "(none)", fmt(c_pp), fmt(c_tg), f"{c_bytes / 2**20:.1f}" if c_bytes else "-", c_bw,
         ratio(l_pp, c_pp), ratio(l_tg, c_tg)]) + " |")
 print("\nratio = lowbit / llama.cpp (medians). MiB/tok: lowbit counts its packed linears, lm_head, one embedding row "
-      "and KV; llama.cpp's is its GGUF tensor size + an F16 KV cache over the same context.")
+      "and KV; llama.cpp's is its GGUF tensors (experts: top-k / E of them; untied token_embd: one row) "
+      "+ an F16 KV cache over the same context.")
 PY

@@ -49,15 +49,19 @@ llamacpp_require_tools() {
   done
 }
 
-# llamacpp_random_qwen3 "MODEL ARGS" prints the folder of the random checkpoint made with
-# tools/prepare/make_random_qwen3.py (e.g. "--preset qwen3-0.6b"), keyed by its arguments.
+# llamacpp_random_qwen3 "MODEL ARGS" [GENERATOR] prints the folder of the random checkpoint made
+# with tools/prepare/GENERATOR (default make_random_qwen3.py, e.g. "--preset qwen3-0.6b";
+# make_random_qwen3_moe.py for Qwen3-MoE), keyed by the generator and its arguments.
 llamacpp_random_qwen3() {
-  local args=$1 dir
-  dir=$llamacpp_cache/models/qwen3-random-$(echo "$args" | sha1sum | cut -c1-10)
-  if [ ! -f "$dir/model.safetensors" ]; then
-    llamacpp_log "making the random checkpoint ($args) in $dir"
+  local args=$1 gen=${2:-make_random_qwen3.py} dir key
+  key=$args
+  [ "$gen" = make_random_qwen3.py ] || key="$gen $args"  # keeps the dense checkpoints' old folders
+  dir=$llamacpp_cache/models/qwen3-random-$(echo "$key" | sha1sum | cut -c1-10)
+  if [ ! -f "$dir/model.safetensors" ] && [ ! -f "$dir/model.safetensors.index.json" ]; then
+    llamacpp_log "making the random checkpoint ($gen $args) in $dir"
     # shellcheck disable=SC2086
-    "$py" "$repo/tools/prepare/make_random_qwen3.py" --out "$dir" $args --no-check >&2 || return 1
+    "$py" "$repo/tools/prepare/$gen" --out "$dir" $args $([ "$gen" = make_random_qwen3.py ] && echo --no-check) >&2 ||
+      return 1
   fi
   echo "$dir"
 }
