@@ -68,13 +68,7 @@ namespace {
 // The key of the fused group `prefix` belongs to, or "" if it is not part of one.
 std::string fused_key(const std::string& prefix) {
   // MoE: "model.layers.3.mlp.experts.17.gate_proj" -> "model.layers.3.mlp.experts".
-  const size_t e = prefix.find(".experts.");
-  if (e != std::string::npos) {
-    const size_t digits = e + 9;
-    size_t end = digits;
-    while (end < prefix.size() && prefix[end] >= '0' && prefix[end] <= '9') ++end;
-    if (end > digits && end < prefix.size() && prefix[end] == '.') return prefix.substr(0, e + 8);
-  }
+  if (auto e = parse_expert_prefix(prefix)) return e->experts;
   const size_t dot = prefix.rfind('.');
   const std::string parent = dot == std::string::npos ? "" : prefix.substr(0, dot + 1);
   const std::string leaf = prefix.substr(parent.size());
@@ -83,6 +77,18 @@ std::string fused_key(const std::string& prefix) {
   return "";
 }
 }  // namespace
+
+std::optional<ExpertPrefix> parse_expert_prefix(std::string_view prefix) {
+  const size_t e = prefix.find(".experts.");
+  if (e == std::string_view::npos) return std::nullopt;
+  const size_t digits = e + 9;
+  size_t end = digits;
+  int64_t index = 0;
+  for (; end < prefix.size() && prefix[end] >= '0' && prefix[end] <= '9'; ++end)
+    index = index * 10 + (prefix[end] - '0');
+  if (end == digits || end + 1 >= prefix.size() || prefix[end] != '.') return std::nullopt;
+  return ExpertPrefix{std::string(prefix.substr(0, e + 8)), index, std::string(prefix.substr(end + 1))};
+}
 
 std::vector<std::vector<std::string>> fused_groups(const std::vector<std::string>& prefixes) {
   std::map<std::string, std::vector<std::string>> groups;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,6 +48,15 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Linear-layer prefixes: every tensor name ending in one of `suffixes` (".weight"), minus it.
 std::vector<std::string> prefixes_with_suffix(const std::vector<std::string>& names,
                                               std::initializer_list<std::string_view> suffixes);
+
+// A MoE expert's module prefix "<parent>.experts.<e>.<leaf>" split into its parts
+// ("model.layers.3.mlp.experts", 17, "gate_proj"); nullopt for any other prefix.
+struct ExpertPrefix {
+  std::string experts;
+  int64_t index = 0;
+  std::string leaf;
+};
+std::optional<ExpertPrefix> parse_expert_prefix(std::string_view prefix);
 
 // Groups of prefixes that must share one scheme, each with at least two members:
 // {q,k,v}_proj of one parent, {gate,up}_proj of one parent, and every projection under

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/int4_packing.h"
 #include "core/quant_types.h"
+#include "formats/format_util.h"
 #include "kernels/reference/quant_gemm_ref.h"
 #include "kernels/reference/quantize_ref.h"
 #include "quantize/extra_gemm_ref.h"
@@ -108,7 +109,6 @@ std::string regex_escape(const std::string& s) {
 std::vector<std::string> targets_for(const std::vector<std::string>& prefixes) {
   std::map<std::string, std::vector<std::string>> by_suffix;  // escaped suffix -> layer indices
   std::vector<std::string> others;
-  const std::string experts = "mlp.experts.";
   for (const std::string& p : prefixes) {
     const std::string head = "model.layers.";
     const size_t dot = p.find('.', head.size());
@@ -116,10 +116,10 @@ std::vector<std::string> targets_for(const std::vector<std::string>& prefixes) {
       others.push_back(p);
       continue;
     }
-    const std::string layer = p.substr(head.size(), dot - head.size()), suffix = p.substr(dot + 1);
-    std::string key = regex_escape(suffix);
-    if (const size_t e = suffix.find('.', experts.size()); suffix.starts_with(experts) && e != std::string::npos)
-      key = regex_escape(experts) + "\\d+" + regex_escape(suffix.substr(e));
+    const std::string layer = p.substr(head.size(), dot - head.size());
+    std::string key = regex_escape(p.substr(dot + 1));
+    if (const auto e = formats::parse_expert_prefix(p); e && e->experts.size() > dot)
+      key = regex_escape(e->experts.substr(dot + 1)) + "\\.\\d+\\." + regex_escape(e->leaf);
     auto& idx = by_suffix[key];
     if (idx.empty() || idx.back() != layer) idx.push_back(layer);
   }

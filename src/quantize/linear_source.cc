@@ -1,8 +1,7 @@
 #include "quantize/linear_source.h"
 
-#include <regex>
-
 #include "core/error.h"
+#include "formats/format_util.h"
 
 namespace lowbit::quantize {
 
@@ -16,13 +15,11 @@ struct FusedExpert {
 
 // "<layer>.mlp.experts.<e>.{gate,up,down}_proj" → the fused tensor that would hold it.
 bool fused_expert_of(const std::string& prefix, FusedExpert* f) {
-  static const std::regex re(R"(^(.*\.experts)\.(\d+)\.(gate|up|down)_proj$)");
-  std::smatch m;
-  if (!std::regex_match(prefix, m, re)) return false;
-  const std::string kind = m[3].str();
-  f->tensor = m[1].str() + (kind == "down" ? ".down_proj" : ".gate_up_proj");
-  f->expert = std::stoll(m[2].str());
-  f->part = kind == "up" ? 1 : 0;
+  const auto e = formats::parse_expert_prefix(prefix);
+  if (!e || (e->leaf != "gate_proj" && e->leaf != "up_proj" && e->leaf != "down_proj")) return false;
+  f->tensor = e->experts + (e->leaf == "down_proj" ? ".down_proj" : ".gate_up_proj");
+  f->expert = e->index;
+  f->part = e->leaf == "up_proj" ? 1 : 0;
   return true;
 }
 

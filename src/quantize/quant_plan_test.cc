@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "formats/format_util.h"
 #include "io/test_util.h"
 
 namespace lowbit::quantize {
@@ -78,6 +79,19 @@ TEST(QuantPlan, MoeLayersRouterAndExperts) {
   // Every projection of every expert of a layer is one fused group.
   o.overrides = {".*experts\\.2\\.down_proj=FLOAT"};
   expect_error([&] { make_plan(o, layers); }, {"fused layers must share one scheme", "experts.2.down_proj"});
+}
+
+// The one parser of expert module names (fused groups, fused-layout slices, ct targets).
+TEST(QuantPlan, ExpertPrefixes) {
+  const auto e = formats::parse_expert_prefix("model.layers.3.mlp.experts.17.gate_proj");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->experts, "model.layers.3.mlp.experts");
+  EXPECT_EQ(e->index, 17);
+  EXPECT_EQ(e->leaf, "gate_proj");
+  EXPECT_FALSE(formats::parse_expert_prefix("model.layers.3.mlp.experts.gate_up_proj"));
+  EXPECT_FALSE(formats::parse_expert_prefix("model.layers.3.mlp.experts.17"));
+  EXPECT_FALSE(formats::parse_expert_prefix("model.layers.3.mlp.experts.17."));
+  EXPECT_FALSE(formats::parse_expert_prefix("model.layers.3.mlp.down_proj"));
 }
 
 TEST(QuantPlan, OverridesIgnoresAndAnchoring) {

@@ -445,3 +445,12 @@ def test_quantize_moe_refusals(tmp_path):
                             "--calib-ids", str(calib), "--calib-tokens", "64"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and needle in r.stderr, (args, r.stderr)
+    # A transformers-5 fused source whose down_proj has the wrong shape: the file and tensor are named.
+    bad = make(tmp_path / "bad", ["--layout", "fused", *QUANT_SHAPE])
+    _rewrite(bad, lambda t: t.__setitem__("model.layers.2.mlp.experts.down_proj",
+                                          t["model.layers.2.mlp.experts.down_proj"][:, :, :-1].contiguous()))
+    r = subprocess.run([str(BUILD / "lowbit"), "quantize", "-m", str(bad), "-o", str(tmp_path / "out2"), "--format",
+                        "msmodelslim", "--scheme", "W8A8_DYNAMIC"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0, r.stderr
+    assert "model.layers.2.mlp.experts.down_proj" in r.stderr and "model.safetensors" in r.stderr, r.stderr
+    assert not (tmp_path / "out2" / "quant_model_weights.safetensors").exists(), "a partial file was left behind"
