@@ -78,6 +78,12 @@ class Fields {
     }
     if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
       bad_request(param(name), "'{}' must be between {} and {}", param(name), lo, hi);
+    if (v->is_number_float()) {
+      // Range-check as a double: converting 6e85 to int64_t first is undefined behaviour.
+      const double d = v->get<double>();
+      if (!(d >= double(lo) && d <= double(hi) && std::fabs(d) < 0x1p63))
+        bad_request(param(name), "'{}' must be between {} and {}, got {}", param(name), lo, hi, d);
+    }
     const int64_t x = v->is_number_float() ? int64_t(v->get<double>()) : v->get<int64_t>();
     if (x < lo || x > hi) bad_request(param(name), "'{}' must be between {} and {}, got {}", param(name), lo, hi, x);
     return x;

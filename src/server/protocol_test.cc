@@ -67,6 +67,11 @@ TEST(Protocol, BadValuesName400Params) {
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":-1})", "max_tokens"},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":"10"})", "max_tokens"},
       {R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1e30})", "max_tokens"},
+      // Floats beyond int64: range-checked before the cast (converting them is undefined;
+      // the fuzzer found top_k = 6e85).
+      {R"({"messages":[{"role":"user","content":"x"}],"top_k":6e85})", "top_k"},
+      {R"({"messages":[{"role":"user","content":"x"}],"seed":-1e300})", "seed"},
+      {R"({"messages":[{"role":"user","content":"x"}],"seed":9223372036854775808.0})", "seed"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"temperature":-1})", "temperature"},
       {R"({"messages":[{"role":"user","content":"x"}],"top_p":0})", "top_p"},
