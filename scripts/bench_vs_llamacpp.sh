@@ -22,8 +22,9 @@
 #     Q4_K_M; it also quantizes the tied output matrix, lowbit keeps it BF16 unless
 #     --quantize-lm-head: compare bytes per token, not only bits per weight).
 #  4. R rounds; in each, every pair runs lowbit then llama.cpp (one repetition each), so drift
-#     hits both. Pairs: bf16~BF16, w8a8_int8~Q8_0, w4a8~Q4_0, w4a16~Q4_K_M; mxfp4 and mxfp8 have
-#     no llama.cpp counterpart here and are shown alone.
+#     hits both. Pairs: bf16~BF16, w8a8_int8~Q8_0, w4a8~Q4_0, w4a16~Q4_K_M, each quantized
+#     scheme also as scheme+lmq (lowbit --quantize-lm-head: an int8 lm_head, as llama.cpp
+#     quantizes its output matrix); mxfp4 and mxfp8 have no llama.cpp counterpart here.
 #  5. One table: medians over rounds with min..max, the ratio lowbit / llama.cpp, and each
 #     engine's decode bandwidth fraction (lowbit: its own bytes per token; llama.cpp: its model
 #     size + KV, read once per token) against the bandwidth lowbit bench measured.
@@ -82,16 +83,23 @@ done
 # ---- 4. alternate rounds -------------------------------------------------------------------
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-pairs="bf16:BF16 w8a8_int8:Q8_0 w4a8:Q4_0 w4a16:Q4_K_M mxfp4:- mxfp8:-"
+# A scheme+lmq row is lowbit with --quantize-lm-head (int8 lm_head, as llama-quantize makes the
+# output matrix Q8_0/Q6_K): the same bytes per token as llama.cpp reads, not only the same
+# linears. llama.cpp runs once per round per type, right after the first lowbit row of it.
+pairs="bf16:BF16 w8a8_int8:Q8_0 w8a8_int8+lmq:Q8_0 w4a8:Q4_0 w4a8+lmq:Q4_0 w4a16:Q4_K_M w4a16+lmq:Q4_K_M mxfp4:- mxfp8:-"
 depth_args=()
 [ "$D" -gt 0 ] && depth_args=(-d "$D")
 for round in $(seq "$R"); do
+  ran=" "
   for pair in $pairs; do
     scheme=${pair%%:*} qtype=${pair#*:}
+    lm_args=()
+    [ "${scheme%+lmq}" != "$scheme" ] && lm_args=(--quantize-lm-head)
     log "round $round/$R: lowbit $scheme"
-    "$lowbit" bench -q -m "$model" --quantization "$scheme" -p "$P" -n "$N" -t "$T" -r 1 "${depth_args[@]}" --json \
-      > "$out/lowbit.$scheme.$round.json"
-    if [ "$qtype" != - ]; then
+    "$lowbit" bench -q -m "$model" --quantization "${scheme%+lmq}" "${lm_args[@]}" -p "$P" -n "$N" -t "$T" -r 1 \
+      "${depth_args[@]}" --json > "$out/lowbit.$scheme.$round.json"
+    if [ "$qtype" != - ] && [ "${ran#* $qtype }" = "$ran" ]; then
+      ran="$ran$qtype "
       log "round $round/$R: llama.cpp $qtype"
       "$build/bin/llama-bench" -m "$gguf/$qtype.gguf" -p "$P" -n "$N" -t "$T" -r 1 "${depth_args[@]}" -o jsonl \
         > "$out/llama.$qtype.$round.jsonl" 2> "$out/llama.$qtype.$round.log" ||
