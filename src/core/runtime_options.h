@@ -14,11 +14,14 @@ struct RuntimeOptions {
   // activations × widened weights (bit-for-bit the fp32 oracle's math). "auto" = bf16 when the
   // CPU has AVX512-BF16, else f32.
   std::string float_activations = "auto";
-  // W4A16: "int8" quantizes activations per token to int8 (SGLang CPU's AWQ path, ggml's
-  // Q4×Q8) so VNNI/AMX integer dot products run; "float" keeps 16-bit-exact activations
-  // through the table-decoded GEMM. Default float: on SmolLM2-135M (eval kld, 16k tokens of
-  // the repo's text) int8 activations cost KLD 0.562 vs 0.527 (± 0.005), not within noise.
-  std::string w4a16_activations = "float";
+  // W4A16 activations: "float" keeps them fp32 through the table-decoded GEMM (exact);
+  // "bf16" rounds them to BF16 first, which is what SGLang/vLLM's BF16 models feed their W4A16
+  // kernels, and lets vdpbf16ps run (Zen4 Qwen3-1.7B shape: pp512 65 -> 99 t/s); "int8"
+  // quantizes them per token (SGLang CPU's AWQ path, ggml's Q4×Q8) for VNNI/AMX integer dots.
+  // "auto" (default) = bf16 when --float-activations resolves to bf16 (auto: the CPU has
+  // AVX512-BF16), else float. On SmolLM2-135M (eval kld, 16k tokens of the repo's text): float
+  // 0.5267 ± 0.0044, bf16 0.5266, int8 0.562 (± 0.005, not within noise, so never the default).
+  std::string w4a16_activations = "auto";
   // KV cache element type: auto (the checkpoint's float dtype: bf16 for BF16/F16 models, f32
   // for F32 models), bf16, f32, fp8_e4m3.
   std::string kv_cache_dtype = "auto";
@@ -31,5 +34,9 @@ struct RuntimeOptions {
 // LOWBIT_FLOAT_ACTIVATIONS, LOWBIT_W4A16_ACTIVATIONS, LOWBIT_KV_CACHE_DTYPE,
 // LOWBIT_QUANTIZE_LM_HEAD=1. An invalid value throws Error naming the variable.
 RuntimeOptions& runtime_options();
+
+// W4A16's activation math after "auto" on a CPU with (cpu_bf16) or without AVX512-BF16:
+// "int8", "bf16" or "float".
+std::string w4a16_activation_math(const RuntimeOptions& o, bool cpu_bf16);
 
 }  // namespace lowbit

@@ -140,8 +140,8 @@ void expect_scheme(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_
   }
 }
 
-// W4A16 under both activation policies (runtime_options().w4a16_activations, read at load):
-// "float" against gemm_w4a16_ref (ref_float), "int8" against gemm_w4a16_int8act_ref, which in
+// W4A16 under each activation policy (runtime_options().w4a16_activations, read at load):
+// "float" against gemm_w4a16_ref (ref_float), "bf16" against it on BF16-rounded x, "int8" against gemm_w4a16_int8act_ref, which in
 // turn must stay within the activation rounding bound of ref_float: |x − s_x·xq| ≤ s_x/2 per
 // element (x/s_x's own fp32 rounding adds < 2^-17·s_x), so
 //   |y_int8 − y_float| ≤ 0.5001·s_x·Σ_k |w[n, k]| + 2^-20·Σ_k |x·w|,
@@ -157,6 +157,16 @@ void expect_w4a16(const SchemeSpec& spec, const Layer& layer, int64_t m, int64_t
   } restore;
   runtime_options().w4a16_activations = "float";
   expect_scheme(spec, layer, m, n, k, x, ref_float);
+  // "bf16": the same reference on BF16-rounded activations, at the float bound (products of
+  // BF16 values and int4 codes are exact; only fp32 accumulation differs). Unrounded
+  // activations miss it by ~2^-9 of |x·w| per term.
+  {
+    std::vector<float> xb(x_ref.size()), ref_bf16(size_t(m * n));
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = bf16_to_f32(f32_to_bf16(x_ref[i]));
+    gemm_w4a16_ref({m, n, k}, xb.data(), wq.data(), zero, scale.data(), group, ref_bf16.data());
+    runtime_options().w4a16_activations = "bf16";
+    expect_scheme(spec, layer, m, n, k, x, ref_bf16);
+  }
   std::vector<float> ref(size_t(m * n));
   gemm_w4a16_int8act_ref({m, n, k}, x_ref.data(), wq.data(), zero, scale.data(), group, ref.data());
   const int64_t groups = (k + group - 1) / group;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/int4_packing.h"
 #include "core/runtime_options.h"
@@ -47,7 +48,9 @@ W4A16Linear::W4A16Linear(const SchemeSpec& spec, const LinearTensors& t, LinearS
     c.fail_layer(fmt::format("group size {} must be a positive multiple of {}", group_, codes_.k_step()));
   const int64_t groups = grouped ? (k + group_ - 1) / group_ : 1;
   scale_ = TiledParams(n, groups);
-  int8_act_ = runtime_options().w4a16_activations == "int8";
+  const std::string math = w4a16_activation_math(runtime_options(), cpu.bf16());
+  int8_act_ = math == "int8";
+  bf16_act_ = math == "bf16";
   std::vector<uint8_t> bytes(static_cast<size_t>(k));
   online_ = is_float_dtype(t.weight.dtype);
   if (online_) {
@@ -145,8 +148,13 @@ void W4A16Linear::apply(const float* x, int64_t ldx, int64_t m, float* y, int64_
   }
   float* xp = scratch_f32(0, size_t(m * kp));
   copy_padded(xk, ldxk, m, k, kp, xp);
+  // BF16 activations: rounded here, so every kernel (with or without vdpbf16ps) multiplies
+  // the same values; a kernel with AVX512-BF16 then takes them as BF16 pairs.
+  if (bf16_act_)
+    for (int64_t i = 0; i < m * kp; ++i) xp[i] = bf16_to_f32(f32_to_bf16(xp[i]));
   CodeGemmArgs a;
   a.x = xp;
+  a.x_bf16_ok = bf16_act_;
   a.ldx = kp;
   a.lut = lut_;
   a.group = group_;
@@ -162,7 +170,7 @@ size_t W4A16Linear::weight_bytes() const {
 std::string W4A16Linear::describe() const {
   return fmt::format("W4A16 group {}{}{}, {} activations via {}", group_,
                      zero_.empty() ? " symmetric" : " with zero points", online_ ? ", quantized at load" : "",
-                     int8_act_ ? "int8" : "float", kernel_name());
+                     int8_act_ ? "int8" : bf16_act_ ? "BF16" : "float", kernel_name());
 }
 
 }  // namespace lowbit

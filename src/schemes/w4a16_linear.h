@@ -9,7 +9,9 @@
 // Activations (runtime_options().w4a16_activations, read at load): "int8" quantizes them per
 // token to int8 (SGLang CPU's AWQ path and ggml's Q4×Q8 do the same) so the integer kernels
 // run, y = s_x · Σ_g s[n, g] · Σ_{k∈g} xq·(q − z) (kernels/reference gemm_w4a16_int8act_ref);
-// "float" keeps them fp32 through the table-decoded GEMM (gemm_w4a16_ref). AWQ's unsigned
+// "float" keeps them fp32 through the table-decoded GEMM (gemm_w4a16_ref); "bf16" rounds them
+// to BF16 here, then the same GEMM (vdpbf16ps where the CPU has it: products stay exact);
+// "auto" picks bf16 or float (core/runtime_options.h). AWQ's unsigned
 // codes and zero points are stored shifted by −8 (q − 8, z − 8: the same q − z) so both paths
 // see signed int4 codes.
 #pragma once
@@ -31,6 +33,7 @@ class W4A16Linear final : public PackedLinear {
   int64_t group_ = 0;  // K per scale; k_pad when per channel
   bool online_ = false;
   bool int8_act_ = false;  // per-token int8 activations through the integer GEMM
+  bool bf16_act_ = false;  // activations rounded to BF16 (vdpbf16ps where the CPU has it)
   const float* lut_ = nullptr;
   TiledParams scale_, zero_;
   std::vector<int32_t> perm_;  // g_idx order: packed column p holds input column perm_[p]

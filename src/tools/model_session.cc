@@ -75,8 +75,10 @@ void add_numeric_policy_options(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "bf16", "f32"}))
       ->capture_default_str();
   app.add_option("--w4a16-activations", r.w4a16_activations,
-                 "W4A16: int8 (per-token int8 activations on VNNI/AMX) or float (16-bit-exact activations)")
-      ->check(CLI::IsMember({"int8", "float"}))
+                 "W4A16: auto (bf16 when --float-activations resolves to bf16, else float), float (fp32, exact), "
+                 "bf16 (rounded to BF16, as SGLang/vLLM's BF16 models feed their W4A16 kernels; vdpbf16ps where the "
+                 "CPU has AVX512-BF16) or int8 (per-token int8 activations on VNNI/AMX)")
+      ->check(CLI::IsMember({"auto", "int8", "bf16", "float"}))
       ->capture_default_str();
   app.add_flag("--quantize-lm-head", r.quantize_lm_head,
                "Quantize lm_head too (int8 per-channel weights, per-token int8 activations) when the model is quantized");

@@ -141,8 +141,40 @@ inline __m512i codes_to_bf16(const Tables& t, const uint8_t* q, int n) {
   return _mm512_ternarylogic_epi32(hs, l, _mm512_set1_epi16(0x00FF), 0xF8);  // hs | (l & 0xFF)
 }
 
+// The same orders over 16 fp32 lanes: two 8-cells, four 4-cells.
+alignas(64) constexpr int32_t kCell8x2[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
+alignas(64) constexpr int32_t kCell4x4[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+
+// One row of kp fp32 activations as BF16 words, each exactly bf16_rne (integer rounding, not
+// vcvtne2ps2bf16, which flushes denormal inputs), in the 4-bit pair order when four.
+void bf16_rne_row(const float* x, int64_t kp, bool four, uint16_t* out);
+
 alignas(64) constexpr int16_t kPerm8x4[32] = {0,  2,  4,  6,  1,  3,  5,  7,  8,  10, 12, 14, 9,  11, 13, 15,
                                               16, 18, 20, 22, 17, 19, 21, 23, 24, 26, 28, 30, 25, 27, 29, 31};
+
+inline __m256i bf16_rne16(__m512 v) {
+  const __m512i b = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7FFF)), odd), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7FFFFFFF)),
+                                                _mm512_set1_epi32(0x7F800000));
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+void bf16_rne_row(const float* x, int64_t kp, bool four, uint16_t* out) {
+  const __m512i perm = _mm512_load_si512(kPerm8x4);
+  int64_t k = 0;
+  for (; k + 32 <= kp; k += 32) {
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bf16_rne16(_mm512_loadu_ps(x + k))),
+                                   bf16_rne16(_mm512_loadu_ps(x + k + 16)), 1);
+    if (four) w = _mm512_permutexvar_epi16(perm, w);
+    _mm512_storeu_si512(out + k, w);
+  }
+  const int cell = four ? 8 : 4;
+  for (; k < kp; k += cell)
+    for (int j = 0; j < cell; ++j) out[k + j] = bf16_rne(x[k + (four ? kPerm8[j] : j)]);
+}
 
 void prepare(Call& c, const Tables* xt, Scratch& s) {
   const CodeGemmArgs& a = *c.a;
@@ -198,6 +230,11 @@ void prepare(Call& c, const Tables* xt, Scratch& s) {
       c.xb = xb;
       return;
     }
+    if (!a.xq && !c.xsum) {  // fp32 activations: bf16_rne 32 at a time (every thread runs this)
+      for (int64_t i = 0; i < m; ++i) bf16_rne_row(a.x + i * a.ldx, kp, four, xb + i * kp);
+      c.xb = xb;
+      return;
+    }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t k = 0; k < kp; k += cell)
         for (int j = 0; j < cell; ++j) {
@@ -212,6 +249,18 @@ void prepare(Call& c, const Tables* xt, Scratch& s) {
     c.xb = xb;
   } else {
     float* xf = grow(s.xf, size_t(m * kp));
+    if (!a.xq && !c.xsum) {  // fp32 activations: only the cell order changes
+      const __m512i perm = _mm512_load_si512(four ? kCell8x2 : kCell4x4);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* x = a.x + i * a.ldx;
+        int64_t k = 0;
+        for (; k + 16 <= kp; k += 16) _mm512_storeu_ps(xf + i * kp + k, _mm512_permutexvar_ps(perm, _mm512_loadu_ps(x + k)));
+        for (; k < kp; k += cell)
+          for (int j = 0; j < cell; ++j) xf[i * kp + k + j] = x[k + (four ? kPerm8[j] : kPerm4[j])];
+      }
+      c.xf = xf;
+      return;
+    }
     for (int64_t i = 0; i < m; ++i)
       for (int64_t k = 0; k < kp; k += cell)
         for (int j = 0; j < cell; ++j) {
@@ -481,6 +530,10 @@ void code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1, bool bf16) {
   prepare(c, xt, scratch);
   if (c.mode == Mode::F32 && a.m >= kPanelRows) {
     panel_gemm_f32(c, t0, t1);
+    return;
+  }
+  if (c.mode == Mode::Bf16 && four && a.m >= kPanelRows) {
+    panel_gemm_bf16_4bit(c, t0, t1);
     return;
   }
   const int64_t block = max_rows(c);

@@ -149,5 +149,7 @@ inline void end_group(const Call& c, int64_t t, int64_t g, int64_t r0, const __m
 // codes), from this many rows on; below it the tiles decode in registers.
 constexpr int64_t kPanelRows = 16;
 void panel_gemm_f32(const Call& c, int64_t t0, int64_t t1);
+// The same for 4-bit codes in Mode::Bf16: a panel of decoded BF16 pairs per tile.
+void panel_gemm_bf16_4bit(const Call& c, int64_t t0, int64_t t1);
 
 }  // namespace lowbit::code_avx512

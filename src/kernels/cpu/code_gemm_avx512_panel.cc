@@ -113,6 +113,48 @@ void panel_f32_8bit(const Call& c, const float* panel, int64_t t, int64_t r0) {
   for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, _mm512_add_ps(tot[r][0], tot[r][1]));
 }
 
+// BF16 prefill of 4-bit codes (Mode::Bf16, m ≥ kPanelRows): each tile's lines are decoded once
+// per call into a panel of the four BF16 pair vectors decode4 makes, [k / 8][4][16 dwords], and
+// every block of 6 rows streams it from L1/L2. In registers tile_bf16_4bit re-decodes every line
+// for every 6 rows (3 shifts + 4 vpermw beside 24 vdpbf16ps, on the same vector ports); here a
+// line costs 4 loads. Products, chains (pair q feeds chain q) and order are tile_bf16_4bit's,
+// so a row's result is the same on either path.
+void decode_tile_4bit_bf16(const Call& c, int64_t t, uint32_t* panel) {
+  const uint8_t* wt = c.w->tile(t);
+  const __m512i table = _mm512_load_si512(c.wt->t4);
+  for (int64_t k = 0; k < c.kp; k += 8) {
+    __m512i w[4];
+    decode4(wt + k * 8, table, w);
+    for (int q = 0; q < 4; ++q) _mm512_store_si512(panel + (k / 8 * 4 + q) * kTileN, w[q]);
+  }
+}
+
+template <int R>
+void panel_bf16_4bit(const Call& c, const uint32_t* panel, int64_t t, int64_t r0) {
+  const uint16_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = c.xb + (r0 + r) * c.ldp;
+  __m512 tot[R];
+  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < c.groups; ++g) {
+    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
+    __m512 acc[R][kChains4];
+    for (int r = 0; r < R; ++r)
+      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; k += 8) {
+      const uint32_t* line = panel + k / 8 * 4 * kTileN;
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const __m512bh w = as_bh(_mm512_load_si512(line + q * kTileN));
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+          acc[r][q] = _mm512_dpbf16_ps(acc[r][q], w, as_bh(_mm512_set1_epi32(int(load_u32(xr[r] + k + 2 * q)))));
+      }
+    }
+    end_group(c, t, g, r0, acc, tot);
+  }
+  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+}
+
 using PanelFn = void (*)(const Call&, const float*, int64_t t, int64_t r0);
 constexpr PanelFn kPanel4[] = {nullptr,           panel_f32_4bit<1>, panel_f32_4bit<2>, panel_f32_4bit<3>,
                                panel_f32_4bit<4>, panel_f32_4bit<5>, panel_f32_4bit<6>};
@@ -133,6 +175,19 @@ void panel_gemm_f32(const Call& c, int64_t t0, int64_t t1) {
       widen_tile_8bit(c, t, panel);
     for (int64_t r0 = 0; r0 < c.a->m; r0 += kPanelBlock)
       kernels[std::min<int64_t>(kPanelBlock, c.a->m - r0)](c, panel, t, r0);
+  }
+}
+
+void panel_gemm_bf16_4bit(const Call& c, int64_t t0, int64_t t1) {
+  using Fn = void (*)(const Call&, const uint32_t*, int64_t, int64_t);
+  static constexpr Fn kByRows[] = {nullptr,            panel_bf16_4bit<1>, panel_bf16_4bit<2>, panel_bf16_4bit<3>,
+                                   panel_bf16_4bit<4>, panel_bf16_4bit<5>, panel_bf16_4bit<6>};
+  thread_local std::vector<float> panel_buffer;  // 16 dwords per 2 k: as many as the fp32 panel
+  uint32_t* panel = reinterpret_cast<uint32_t*>(bf16x::grow_aligned(panel_buffer, size_t(c.kp / 2 * kTileN)));
+  for (int64_t t = t0; t < t1; ++t) {
+    decode_tile_4bit_bf16(c, t, panel);
+    for (int64_t r0 = 0; r0 < c.a->m; r0 += kPanelBlock)
+      kByRows[std::min<int64_t>(kPanelBlock, c.a->m - r0)](c, panel, t, r0);
   }
 }
 

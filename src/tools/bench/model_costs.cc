@@ -116,7 +116,8 @@ PeakKind scheme_peak(std::string_view scheme, const DecoderModel& model, const M
   } else if (scheme == "w8a8_int8" || scheme == "w4a8" || scheme == "w4a4") {
     math = Math::Int8;
   } else if (scheme == "w4a16") {
-    math = ro.w4a16_activations == "int8" ? Math::Int8 : (float_f32 ? Math::Fp32 : Math::Bf16);
+    const std::string w4 = w4a16_activation_math(ro, cpu_features().bf16());
+    math = w4 == "int8" ? Math::Int8 : w4 == "bf16" ? Math::Bf16 : Math::Fp32;
   } else if (scheme == "mxfp4") {
     math = Math::Int8;  // E2M1 × E2M1: exact int8 dot products on 2·value (code_gemm_avx512)
   }  // other MX schemes: BF16 (E2M1/E4M3 codes widen exactly to BF16)
