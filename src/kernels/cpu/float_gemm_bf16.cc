@@ -123,6 +123,17 @@ void sweep(const Ctx& c, int64_t nb, int64_t ne, int64_t mb, int64_t me, int64_t
   }
 }
 
+// Decode: all c.m rows × columns [nb, ne), NR at a time, each tile over every k block in turn
+// (the blocks' sums added into y in block order, as prefill does), prefetching the next tile.
+template <int MR, int NR>
+void gemv_sweep(const Ctx& c, int64_t nb, int64_t ne) {
+  for (int64_t n = nb; n < ne; n += NR) {
+    const int nr = int(std::min<int64_t>(NR, ne - n));
+    for (int64_t kb = 0; kb < c.k; kb += kKBlock)
+      tile<MR, NR, true>(c, 0, int(c.m), n, nr, kb, std::min(c.k, kb + kKBlock), kb > 0);
+  }
+}
+
 // Rounds rows of x into BF16 scratch with ldx_out = K rounded up to 32, tail zeroed.
 const uint16_t* round_activations(const FloatGemmArgs& a, int64_t ld_out) {
   static thread_local std::vector<uint16_t> buf;
@@ -156,17 +167,17 @@ void gemm_bf16_bf16_avx512bf16(const FloatGemmArgs& a) {
     // K is cut into the same kKBlock blocks as prefill, each reduced and added into y in the
     // same order, so a row's result does not depend on how many rows share the call (batch
     // invariance: the server's outputs do not depend on what else is in the batch).
-    for (int64_t kb = 0; kb < a.k; kb += kKBlock) {
-      const int64_t ke = std::min(a.k, kb + kKBlock);
-      if (a.m == 1)
-        sweep<1, 8, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
-      else if (a.m == 2)
-        sweep<2, 8, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
-      else if (a.m <= 4)
-        sweep<4, 4, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
-      else
-        sweep<8, 4, true>(c, a.n_begin, a.n_end, 0, a.m, kb, ke, kb > 0);
-    }
+    // The k blocks are the inner loop: a tile's rows stream whole, start to end, before the next
+    // tile's (k blocks outside cut every row into 2 KB pieces read at different times, which
+    // the hardware prefetchers and DRAM pages served at 0.6x the bandwidth on Zen4).
+    if (a.m == 1)
+      gemv_sweep<1, 8>(c, a.n_begin, a.n_end);
+    else if (a.m == 2)
+      gemv_sweep<2, 8>(c, a.n_begin, a.n_end);
+    else if (a.m <= 4)
+      gemv_sweep<4, 4>(c, a.n_begin, a.n_end);
+    else
+      gemv_sweep<8, 4>(c, a.n_begin, a.n_end);
     return;
   }
   for (int64_t kb = 0; kb < a.k; kb += kKBlock) {
