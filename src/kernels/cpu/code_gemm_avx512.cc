@@ -282,27 +282,17 @@ void tile_bf16_4bit(const Call& c, int64_t t, int64_t r0) {
   const uint16_t* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = c.xb + (r0 + r) * c.ldp;
   const __m512i table = _mm512_load_si512(c.wt->t4);
-  __m512 tot[R];
-  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < c.groups; ++g) {
-    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][kChains4];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k += 8) {
-      const uint8_t* p = wt + k * 8;
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-      __m512i w[4];
-      decode4(p, table, w);
-      for (int r = 0; r < R; ++r) {
-        const uint16_t* xp = xr[r] + k;
-        for (int q = 0; q < 4; ++q)
-          acc[r][q] = _mm512_dpbf16_ps(acc[r][q], as_bh(w[q]), as_bh(_mm512_set1_epi32(int(load_u32(xp + 2 * q)))));
-      }
+  float_4bit_groups<R>(c, t, r0, [&](int64_t k, __m512 (&acc)[R][kChains4]) {
+    const uint8_t* p = wt + k * 8;
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+    __m512i w[4];
+    decode4(p, table, w);
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* xp = xr[r] + k;
+      for (int q = 0; q < 4; ++q)
+        acc[r][q] = _mm512_dpbf16_ps(acc[r][q], as_bh(w[q]), as_bh(_mm512_set1_epi32(int(load_u32(xp + 2 * q)))));
     }
-    end_group(c, t, g, r0, acc, tot);
-  }
-  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+  });
 }
 
 template <int R>
@@ -312,31 +302,21 @@ void tile_f32_4bit(const Call& c, int64_t t, int64_t r0) {
   for (int r = 0; r < R; ++r) xr[r] = c.xf + (r0 + r) * c.ldp;
   const __m512i table = _mm512_load_si512(c.wt->t4);
   const __m512i high = _mm512_set1_epi32(int(0xFFFF0000u));
-  __m512 tot[R];
-  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < c.groups; ++g) {
-    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][kChains4];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k += 8) {
-      const uint8_t* p = wt + k * 8;
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-      __m512i w[4];
-      decode4(p, table, w);
-      for (int q = 0; q < 4; ++q) {
-        const __m512 wa = _mm512_castsi512_ps(_mm512_slli_epi32(w[q], 16));
-        const __m512 wb = _mm512_castsi512_ps(_mm512_and_si512(w[q], high));
-        for (int r = 0; r < R; ++r) {
-          const float* xp = xr[r] + k + 2 * q;
-          acc[r][(2 * q) % kChains4] = _mm512_fmadd_ps(wa, _mm512_set1_ps(xp[0]), acc[r][(2 * q) % kChains4]);
-          acc[r][(2 * q + 1) % kChains4] = _mm512_fmadd_ps(wb, _mm512_set1_ps(xp[1]), acc[r][(2 * q + 1) % kChains4]);
-        }
+  float_4bit_groups<R>(c, t, r0, [&](int64_t k, __m512 (&acc)[R][kChains4]) {
+    const uint8_t* p = wt + k * 8;
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+    __m512i w[4];
+    decode4(p, table, w);
+    for (int q = 0; q < 4; ++q) {
+      const __m512 wa = _mm512_castsi512_ps(_mm512_slli_epi32(w[q], 16));
+      const __m512 wb = _mm512_castsi512_ps(_mm512_and_si512(w[q], high));
+      for (int r = 0; r < R; ++r) {
+        const float* xp = xr[r] + k + 2 * q;
+        acc[r][(2 * q) % kChains4] = _mm512_fmadd_ps(wa, _mm512_set1_ps(xp[0]), acc[r][(2 * q) % kChains4]);
+        acc[r][(2 * q + 1) % kChains4] = _mm512_fmadd_ps(wb, _mm512_set1_ps(xp[1]), acc[r][(2 * q + 1) % kChains4]);
       }
     }
-    end_group(c, t, g, r0, acc, tot);
-  }
-  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+  });
 }
 
 template <int R, int S>

@@ -145,6 +145,25 @@ inline void end_group(const Call& c, int64_t t, int64_t g, int64_t r0, const __m
   }
 }
 
+// The float 4-bit kernels' skeleton for R rows of tile t: per group, kChains4 chains per row
+// start at zero, line(k, acc) adds the products of k..k+7 for every 8 k of the group, and
+// end_group folds them into the row totals; one store per row at the end. Every float 4-bit
+// kernel (register tiles, panels; fp32, BF16) runs through here, so they share the order.
+template <int R, class Line>
+inline void float_4bit_groups(const Call& c, int64_t t, int64_t r0, Line line) {
+  __m512 tot[R];
+  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < c.groups; ++g) {
+    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
+    __m512 acc[R][kChains4];
+    for (int r = 0; r < R; ++r)
+      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; k += 8) line(k, acc);
+    end_group(c, t, g, r0, acc, tot);
+  }
+  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+}
+
 // Prefill in fp32 from a once-widened panel per tile (code_gemm_avx512_panel.cc; 4- and 8-bit
 // codes), from this many rows on; below it the tiles decode in registers.
 constexpr int64_t kPanelRows = 16;

@@ -37,25 +37,15 @@ template <int R>
 void panel_f32_4bit(const Call& c, const float* panel, int64_t t, int64_t r0) {
   const float* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = c.xf + (r0 + r) * c.ldp;
-  __m512 tot[R];
-  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < c.groups; ++g) {
-    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][kChains4];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k += 8) {
+  float_4bit_groups<R>(c, t, r0, [&](int64_t k, __m512 (&acc)[R][kChains4]) {
 #pragma GCC unroll 8
-      for (int j = 0; j < 8; ++j) {
-        const __m512 w = _mm512_load_ps(panel + (k + j) * kTileN);
+    for (int j = 0; j < 8; ++j) {
+      const __m512 w = _mm512_load_ps(panel + (k + j) * kTileN);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r)
-          acc[r][j % kChains4] = _mm512_fmadd_ps(w, _mm512_set1_ps(xr[r][k + j]), acc[r][j % kChains4]);
-      }
+      for (int r = 0; r < R; ++r)
+        acc[r][j % kChains4] = _mm512_fmadd_ps(w, _mm512_set1_ps(xr[r][k + j]), acc[r][j % kChains4]);
     }
-    end_group(c, t, g, r0, acc, tot);
-  }
-  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+  });
 }
 
 // 8-bit: a line's positions hold k0 k2 k1 k3 (the activations' x0 x2 x1 x3), taken from the
@@ -133,26 +123,16 @@ template <int R>
 void panel_bf16_4bit(const Call& c, const uint32_t* panel, int64_t t, int64_t r0) {
   const uint16_t* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = c.xb + (r0 + r) * c.ldp;
-  __m512 tot[R];
-  for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
-  for (int64_t g = 0; g < c.groups; ++g) {
-    const int64_t k0 = g * c.group, k1 = std::min(c.kp, k0 + c.group);
-    __m512 acc[R][kChains4];
-    for (int r = 0; r < R; ++r)
-      for (int s = 0; s < kChains4; ++s) acc[r][s] = _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k += 8) {
-      const uint32_t* line = panel + k / 8 * 4 * kTileN;
+  float_4bit_groups<R>(c, t, r0, [&](int64_t k, __m512 (&acc)[R][kChains4]) {
+    const uint32_t* line = panel + k / 8 * 4 * kTileN;
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        const __m512bh w = as_bh(_mm512_load_si512(line + q * kTileN));
+    for (int q = 0; q < 4; ++q) {
+      const __m512bh w = as_bh(_mm512_load_si512(line + q * kTileN));
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r)
-          acc[r][q] = _mm512_dpbf16_ps(acc[r][q], w, as_bh(_mm512_set1_epi32(int(load_u32(xr[r] + k + 2 * q)))));
-      }
+      for (int r = 0; r < R; ++r)
+        acc[r][q] = _mm512_dpbf16_ps(acc[r][q], w, as_bh(_mm512_set1_epi32(int(load_u32(xr[r] + k + 2 * q)))));
     }
-    end_group(c, t, g, r0, acc, tot);
-  }
-  for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
+  });
 }
 
 using PanelFn = void (*)(const Call&, const float*, int64_t t, int64_t r0);
