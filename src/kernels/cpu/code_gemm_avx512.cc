@@ -31,6 +31,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/bf16_avx512.h"
 #include "kernels/cpu/code_gemm_avx512_call.h"
 
 namespace lowbit {
@@ -145,29 +146,16 @@ inline __m512i codes_to_bf16(const Tables& t, const uint8_t* q, int n) {
 alignas(64) constexpr int32_t kCell8x2[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
 alignas(64) constexpr int32_t kCell4x4[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
 
-// One row of kp fp32 activations as BF16 words, each exactly bf16_rne (integer rounding, not
-// vcvtne2ps2bf16, which flushes denormal inputs), in the 4-bit pair order when four.
-void bf16_rne_row(const float* x, int64_t kp, bool four, uint16_t* out);
-
 alignas(64) constexpr int16_t kPerm8x4[32] = {0,  2,  4,  6,  1,  3,  5,  7,  8,  10, 12, 14, 9,  11, 13, 15,
                                               16, 18, 20, 22, 17, 19, 21, 23, 24, 26, 28, 30, 25, 27, 29, 31};
 
-inline __m256i bf16_rne16(__m512 v) {
-  const __m512i b = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7FFF)), odd), 16);
-  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7FFFFFFF)),
-                                                _mm512_set1_epi32(0x7F800000));
-  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
-  return _mm512_cvtepi32_epi16(r);
-}
-
+// One row of kp fp32 activations as BF16 words, each exactly bf16_rne (bf16x's integer
+// rounding, not vcvtne2ps2bf16, which flushes denormal inputs), in the 4-bit pair order when four.
 void bf16_rne_row(const float* x, int64_t kp, bool four, uint16_t* out) {
   const __m512i perm = _mm512_load_si512(kPerm8x4);
   int64_t k = 0;
   for (; k + 32 <= kp; k += 32) {
-    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(bf16_rne16(_mm512_loadu_ps(x + k))),
-                                   bf16_rne16(_mm512_loadu_ps(x + k + 16)), 1);
+    __m512i w = bf16x::round_32_to_bf16(x + k, 32);
     if (four) w = _mm512_permutexvar_epi16(perm, w);
     _mm512_storeu_si512(out + k, w);
   }

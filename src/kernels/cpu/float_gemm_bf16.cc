@@ -168,8 +168,8 @@ void gemm_bf16_bf16_avx512bf16(const FloatGemmArgs& a) {
     // same order, so a row's result does not depend on how many rows share the call (batch
     // invariance: the server's outputs do not depend on what else is in the batch).
     // The k blocks are the inner loop: a tile's rows stream whole, start to end, before the next
-    // tile's (k blocks outside cut every row into 2 KB pieces read at different times, which
-    // the hardware prefetchers and DRAM pages served at 0.6x the bandwidth on Zen4).
+    // tile's (k blocks outside cut every row into 2 KB pieces read at different times; Zen4,
+    // 1.7B-shape decode, alternated medians: 6.3-7.9 -> 7.2-9.1 t/s).
     if (a.m == 1)
       gemv_sweep<1, 8>(c, a.n_begin, a.n_end);
     else if (a.m == 2)
