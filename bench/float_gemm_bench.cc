@@ -67,8 +67,10 @@ std::shared_ptr<FloatData> cached(const std::string& key, DType wtype, const Gem
 void register_float_gemm() {
   const CpuFeatures& cpu = cpu_features();
   for (const GemmShape& s : qwen3_shapes())
-    for (int64_t m : {kDecodeRows, kPrefillRows})
+    for (int64_t m : {kDecodeRows, int64_t(4), int64_t(8), kPrefillRows})
       for (DType wtype : {DType::BF16, DType::F16, DType::F32}) {
+        // Batched decode (the server's steps, speculative verification): BF16 weights only.
+        if (m != kDecodeRows && m != kPrefillRows && wtype != DType::BF16) continue;
         const std::string key = std::string(dtype_name(wtype)) + "/" + shape_name(s, m);
         for (FloatAct act : {FloatAct::F32, FloatAct::BF16})
           for (const FloatGemmKernel* k : float_gemm_kernels(wtype, act, cpu)) {

@@ -92,9 +92,10 @@ TEST(FloatGemm, EveryKernelMatchesReference) {
 
 // A row's result must not depend on how many rows share the call: the engine's batching
 // invariance (a sequence decoded alone or beside others, prefilled in one chunk or several)
-// rests on it. Kernels switch loop nests by m (in-place tiles for decode, widened panels for
-// prefill), so each row of a 150-row call (two row chunks) is compared bit for bit with the
-// same row computed alone and in a call of 5 rows.
+// rests on it. Kernels switch loop nests by m (one weight row at a time or tiles for decode,
+// widened panels for prefill), so each row of a 150-row call (two row chunks) is compared bit
+// for bit with the same row computed in calls of every decode size (1-8 rows) and of 13.
+// fp32 and BF16 activations (BF16 weights only), so the vdpbf16ps kernels are covered too.
 TEST(FloatGemm, RowsDoNotDependOnHowManyShareTheCall) {
   std::mt19937 rng(7);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -104,10 +105,13 @@ TEST(FloatGemm, RowsDoNotDependOnHowManyShareTheCall) {
     auto wbytes = make_weights(t, n, k, ldw, rng, exact_w);
     std::vector<float> x(size_t(m * ldx));
     for (auto& v : x) v = dist(rng);
-    for (const FloatGemmKernel* kern : float_gemm_kernels(t, cpu_features())) {
+    std::vector<const FloatGemmKernel*> kernels = float_gemm_kernels(t, cpu_features());
+    if (t == DType::BF16)
+      for (const FloatGemmKernel* kern : float_gemm_kernels(t, FloatAct::BF16, cpu_features())) kernels.push_back(kern);
+    for (const FloatGemmKernel* kern : kernels) {
       std::vector<float> all(size_t(m * ldy));
       kern->run({x.data(), ldx, wbytes.data() + 1, ldw, all.data(), ldy, m, k, 0, n});
-      for (int64_t rows : {int64_t(1), int64_t(5)})
+      for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 13})
         for (int64_t r0 = 0; r0 + rows <= m; r0 += 37) {
           std::vector<float> part(size_t(rows * ldy));
           kern->run({x.data() + r0 * ldx, ldx, wbytes.data() + 1, ldw, part.data(), ldy, rows, k, 0, n});

@@ -11,9 +11,8 @@
 // Blocking for prefill: a block of kMBlock activation rows × kKBlock k (256 KB of BF16)
 // stays in L2 while every weight tile of the thread's columns passes over it; a weight tile
 // (NR rows × kKBlock) stays in L1 across the block's row tiles. Partial sums of successive k
-// blocks are added into y. Decode uses the same k blocks (so results do not depend on m), and
-// the tile's weight rows stream from memory exactly once with a software prefetch of the next
-// tile's rows.
+// blocks are added into y. Decode (gemv_one_row, gemv_sweep) uses the same k blocks and one
+// accumulator per (row, column, k block) too, so a row's result does not depend on m.
 //
 // GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsics that start from
 // _mm512_undefined_*() (unpack, shuffle, insert, shift: GCC PR 105593, fixed in 13); the
@@ -34,7 +33,7 @@ using bf16x::round_up;
 
 constexpr int64_t kMBlock = 128;
 constexpr int64_t kKBlock = 1024;
-// At most this many rows is decode: one k block over the whole K, prefetch on.
+// At most this many rows is decode: each weight byte read from memory once for all of them.
 constexpr int64_t kGemvRows = 8;
 
 struct Ctx {
@@ -123,8 +122,47 @@ void sweep(const Ctx& c, int64_t nb, int64_t ne, int64_t mb, int64_t me, int64_t
   }
 }
 
-// Decode: all c.m rows × columns [nb, ne), NR at a time, each tile over every k block in turn
-// (the blocks' sums added into y in block order, as prefill does), prefetching the next tile.
+// The horizontal sum hsum4 gives each of its accumulators, for one accumulator: the 16 lanes
+// folded to 8, then ((f0+f1)+(f2+f3)) + ((f4+f5)+(f6+f7)), so decode and prefill round alike.
+inline float hsum1(__m512 a) {
+  const __m256 f = fold(a);
+  const __m128 p = _mm_hadd_ps(_mm256_extractf128_ps(f, 0), _mm256_extractf128_ps(f, 1));  // f01 f23 f45 f67
+  const __m128 q = _mm_hadd_ps(p, p);                                                      // f0123 f4567 · ·
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+// Decode of one row: columns [nb, ne), one weight row at a time, start to end, each k block's
+// sum added into y in block order (as the tiles do, so a row's result does not depend on m).
+// Reading one weight row at a time makes each thread's reads one sequential stream that the
+// hardware prefetcher follows across the rows it owns; the 8-row tiles read 8 streams at a
+// 4 KiB stride (K = 2048 BF16), which it followed worse (Zen4, 2 threads, 1.2 GB of weights
+// alternated: 31-38 -> 34-50 GB/s; a software prefetch, 1-8 KiB ahead, made it slower). The one
+// accumulator is a dependent chain, but the next weight row's chain is independent and
+// out-of-order execution overlaps them.
+void gemv_one_row(const Ctx& c, int64_t nb, int64_t ne) {
+  for (int64_t n = nb; n < ne; ++n) {
+    const uint16_t* w = c.w + n * c.ldw;
+    for (int64_t kb = 0; kb < c.k; kb += kKBlock) {
+      const int64_t ke = std::min(c.k, kb + kKBlock);
+      __m512 acc = _mm512_setzero_ps();
+      int64_t k = kb;
+      for (; k + 32 <= ke; k += 32)
+        acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_loadu_si512(c.x + k)), as_bh(_mm512_loadu_si512(w + k)));
+      if (k < ke) {  // K tail: weights masked, activations already zero-padded
+        const __m512i wv = _mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << (ke - k)) - 1), w + k);
+        acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_loadu_si512(c.x + k)), as_bh(wv));
+      }
+      const float s = hsum1(acc);
+      c.y[n] = kb > 0 ? s + c.y[n] : s;
+    }
+  }
+}
+
+// Decode of 2-8 rows: all c.m rows × columns [nb, ne), NR weight rows at a time, each tile over
+// every k block in turn (the blocks' sums added into y in block order, as prefill does),
+// prefetching the next tile. Each weight load serves every activation row from a register:
+// one weight row at a time would reload the activations for every 64 bytes of weights, and
+// measured 2x slower at m = 4 and 8 (vdpbf16ps and loads, not memory, are the limit there).
 template <int MR, int NR>
 void gemv_sweep(const Ctx& c, int64_t nb, int64_t ne) {
   for (int64_t n = nb; n < ne; n += NR) {
@@ -159,19 +197,15 @@ void gemm_bf16_bf16_avx512bf16(const FloatGemmArgs& a) {
   const Ctx c{round_activations(a, ldx), ldx, static_cast<const uint16_t*>(a.w), a.ldw, a.y, a.ldy, a.m, a.k, a.n_end};
 
   if (a.m <= kGemvRows) {
-    // Decode: all m rows in one tile, so each weight byte is read from memory once. Shapes
-    // timed on a Xeon (Emerald Rapids, single thread, lm_head 151936 × 2048): 1×8 and 2×8
-    // stream at the machine's read bandwidth for m = 1, 2; 4×4 for m = 3, 4; for m = 5..8
-    // vdpbf16ps itself is the limit there (measured at half the fp32 FMA rate) and 8×4 came
-    // closest to its peak even though 32 accumulators make GCC spill a few to L1.
-    // K is cut into the same kKBlock blocks as prefill, each reduced and added into y in the
-    // same order, so a row's result does not depend on how many rows share the call (batch
-    // invariance: the server's outputs do not depend on what else is in the batch).
-    // The k blocks are the inner loop: a tile's rows stream whole, start to end, before the next
-    // tile's (k blocks outside cut every row into 2 KB pieces read at different times; Zen4,
-    // 1.7B-shape decode, alternated medians: 6.3-7.9 -> 7.2-9.1 t/s).
+    // Decode: every weight byte read from memory once. Shapes for 2-8 rows timed on a Xeon
+    // (Emerald Rapids, single thread, lm_head 151936 × 2048): 2×8 streams at the machine's read
+    // bandwidth; 4×4 for m = 3, 4; for m = 5..8 vdpbf16ps itself is the limit (measured at half
+    // the fp32 FMA rate) and 8×4 came closest to its peak even though 32 accumulators make GCC
+    // spill a few to L1. K is cut into the same kKBlock blocks as prefill, each reduced and
+    // added into y in the same order, so a row's result does not depend on how many rows share
+    // the call (batch invariance: the server's outputs do not depend on what else is in the batch).
     if (a.m == 1)
-      gemv_sweep<1, 8>(c, a.n_begin, a.n_end);
+      gemv_one_row(c, a.n_begin, a.n_end);
     else if (a.m == 2)
       gemv_sweep<2, 8>(c, a.n_begin, a.n_end);
     else if (a.m <= 4)
