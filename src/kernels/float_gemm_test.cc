@@ -95,7 +95,7 @@ TEST(FloatGemm, EveryKernelMatchesReference) {
 // rests on it. Kernels switch loop nests by m (one weight row at a time or tiles for decode,
 // widened panels for prefill), so each row of a 150-row call (two row chunks) is compared bit
 // for bit with the same row computed in calls of every decode size (1-8 rows) and of 13.
-// fp32 and BF16 activations (BF16 weights only), so the vdpbf16ps kernels are covered too.
+// fp32 and BF16 activations (BF16 weights only), so the vdpbf16ps kernel is covered too.
 TEST(FloatGemm, RowsDoNotDependOnHowManyShareTheCall) {
   std::mt19937 rng(7);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -106,8 +106,13 @@ TEST(FloatGemm, RowsDoNotDependOnHowManyShareTheCall) {
     std::vector<float> x(size_t(m * ldx));
     for (auto& v : x) v = dist(rng);
     std::vector<const FloatGemmKernel*> kernels = float_gemm_kernels(t, cpu_features());
+    // AMX-BF16 is left out: it hands fewer than 5 rows to the vdpbf16ps kernel, whose sums run
+    // in another order than AMX tiles, so it is invariant within each family only (the engine
+    // tests pin LOWBIT_MAX_ISA=avx512 for the same reason); its rows are checked against the
+    // oracle in float_gemm_bf16_test.
     if (t == DType::BF16)
-      for (const FloatGemmKernel* kern : float_gemm_kernels(t, FloatAct::BF16, cpu_features())) kernels.push_back(kern);
+      for (const FloatGemmKernel* kern : float_gemm_kernels(t, FloatAct::BF16, cpu_features()))
+        if (kern->isa != Isa::Amx) kernels.push_back(kern);
     for (const FloatGemmKernel* kern : kernels) {
       std::vector<float> all(size_t(m * ldy));
       kern->run({x.data(), ldx, wbytes.data() + 1, ldw, all.data(), ldy, m, k, 0, n});
