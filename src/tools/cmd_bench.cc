@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "formats/format.h"
 #include "kernels/kernel_report.h"
+#include "kernels/roofline.h"
 #include "io/model_config.h"
 #include "models/decoder.h"
 #include "models/tensor_parallel.h"
@@ -227,9 +228,19 @@ int run(const BenchArgs& a, TpGroup* tp) {
   std::optional<Tokenizer> tokenizer;  // NEXTN runs the Generator, which decodes text
   if (a.load.draft_head().load) tokenizer.emplace(Tokenizer::from_dir(a.load.model_path));
   std::vector<BenchRow> rows;
+  double read_before = setup.limits.read_bytes_per_s;
   for (const std::string& scheme : schemes) {
     note(fmt::format("{}: loading and running {} repetitions", scheme, a.reps));
     rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr, tp));
+    if (a.gen > 0 && read_before > 0) {
+      // Probe again after the row and divide its decode by the mean of the probes around it:
+      // a shared machine's bandwidth drifts over minutes (30-64 GB/s on the 2-core Zen4 VM), so
+      // one probe at the start misstated later rows' fractions by up to 1.7x.
+      const double read_after = measure_read_bandwidth(pool, cpu, ro.buffer_bytes, ro.read_passes);
+      rows.back().read_bytes_per_s = 0.5 * (read_before + read_after);
+      apply_rooflines(rows.back(), setup.limits);
+      read_before = read_after;
+    }
     if (!a.json) print_row(stdout, setup, rows.back());
   }
   if (a.json) {

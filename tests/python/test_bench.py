@@ -72,6 +72,11 @@ def test_json_rows_and_sane_numbers(tiny_qwen3):
         assert b["embedding"] in (256 * 2, 256 * 4), b  # one row of the BF16 (or F32) embedding
         assert b["kv_context"] == 0 + (8 + 1) / 2, b
         assert 0 < tg["roofline_fraction"] < 1.5, (row["scheme"], tg)
+        # Each row's decode divides by its own bandwidth (the probes around it), stated in the row.
+        assert tg["read_bytes_per_s"] > 1e8, tg
+        assert tg["roofline_tokens_per_s"] == pytest.approx(tg["read_bytes_per_s"] / b["total"], rel=1e-9), tg
+        assert tg["roofline_fraction"] == pytest.approx(tg["tokens_per_s"]["median"] / tg["roofline_tokens_per_s"],
+                                                        rel=1e-9), tg
         ops = pp["ops_per_token"]
         # 2 * (q 256x256 + k,v 256x128 + o 256x256 + gate,up,down 3 x 256x512) per layer, 2 layers.
         assert ops["linear"] == 2 * 2 * (256 * 256 * 2 + 256 * 128 * 2 + 256 * 512 * 3), ops
