@@ -180,7 +180,6 @@ BenchRow bench_scheme(const BenchArgs& a, const std::string& scheme, const Token
   row.prefill_ops = prefill_ops_per_token(*model, a.depth, a.prompt);
   row.decode_bytes = decode_bytes_per_token(*model, row.kv_element_bytes, a.depth, a.gen);
   row.peak = scheme_peak(scheme, *model, limits);
-  apply_rooflines(row, limits);
   for (auto& layer : model->expert_token_counts()) row.expert_tokens.push_back(std::move(layer.tokens));
   if (model->has_mtp() && a.gen > 1 && tokenizer) bench_nextn(a, *model, *tokenizer, ids, pool, row);
   return row;
@@ -231,17 +230,19 @@ int run(const BenchArgs& a, TpGroup* tp) {
   double read_before = setup.limits.read_bytes_per_s;
   for (const std::string& scheme : schemes) {
     note(fmt::format("{}: loading and running {} repetitions", scheme, a.reps));
-    rows.push_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr, tp));
+    BenchRow& row =
+        rows.emplace_back(bench_scheme(a, scheme, ids, pool, setup.limits, tokenizer ? &*tokenizer : nullptr, tp));
+    row.read_bytes_per_s = read_before;
     if (a.gen > 0 && read_before > 0) {
       // Probe again after the row and divide its decode by the mean of the probes around it:
       // a shared machine's bandwidth drifts over minutes (30-64 GB/s on the 2-core Zen4 VM), so
       // one probe at the start misstated later rows' fractions by up to 1.7x.
       const double read_after = measure_read_bandwidth(pool, cpu, ro.buffer_bytes, ro.read_passes);
-      rows.back().read_bytes_per_s = 0.5 * (read_before + read_after);
-      apply_rooflines(rows.back(), setup.limits);
+      row.read_bytes_per_s = 0.5 * (read_before + read_after);
       read_before = read_after;
     }
-    if (!a.json) print_row(stdout, setup, rows.back());
+    apply_rooflines(row, setup.limits);
+    if (!a.json) print_row(stdout, setup, row);
   }
   if (a.json) {
     std::printf("%s\n", bench_json(setup, rows).dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());

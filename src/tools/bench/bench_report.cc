@@ -42,7 +42,6 @@ void apply_rooflines(BenchRow& r, const MachineLimits& limits) {
   const double ops = r.prefill_ops.total(), bytes = r.decode_bytes.total();
   r.peak_ops_per_s = limits.peaks.size() > size_t(r.peak) ? limits.peak(r.peak).ops_per_s : 0.0;
   r.prefill_roofline_tps = ops > 0 && r.peak_ops_per_s > 0 ? r.peak_ops_per_s / ops : 0.0;
-  if (r.read_bytes_per_s <= 0) r.read_bytes_per_s = limits.read_bytes_per_s;
   r.decode_roofline_tps = bytes > 0 && r.read_bytes_per_s > 0 ? r.read_bytes_per_s / bytes : 0.0;
   r.prefill_fraction = r.prefill_roofline_tps > 0 ? r.prefill_tps.median / r.prefill_roofline_tps : 0.0;
   r.decode_fraction = r.decode_roofline_tps > 0 ? r.decode_tps.median / r.decode_roofline_tps : 0.0;
@@ -73,9 +72,9 @@ void print_header(std::FILE* out, const BenchSetup& s) {
              "read bandwidth: {:.2f} GB/s ({})\n"
              "compute peaks (register-only loops on every thread, each timed by its CPU time):{}\n"
              "tg roofline = read bandwidth (the mean of probes just before and after the row: a shared "
-             "machine's bandwidth drifts over minutes) / bytes per decoded token, counting every decoder-layer linear's weights "
-             "as packed at load (LinearMethod::weight_bytes; MoE layers: the router and top_k experts), the "
-             "lm_head's, one embedding row, K+V of every attention layer over the mean context of the timed steps "
+             "machine's bandwidth drifts over minutes) / bytes per decoded token, counting every "
+             "decoder-layer linear's weights as packed at load (LinearMethod::weight_bytes; MoE layers: "
+             "the router and top_k experts), the lm_head's, one embedding row, K+V of every attention layer over the mean context of the timed steps "
              "(depth + (n+1)/2 positions, at the KV cache's bytes per element), and recurrent (Gated DeltaNet) "
              "state read and written; activations and norms not counted.\n"
              "pp roofline = the scheme's compute peak / operations per prompt token: 2 x (decoder-layer linear "

@@ -45,7 +45,7 @@ struct BenchRow {
   // Roofline tokens/s and the median's fraction of it (0 when the limit was not measured).
   double prefill_roofline_tps = 0, decode_roofline_tps = 0, prefill_fraction = 0, decode_fraction = 0;
   // Read bandwidth the decode roofline divides: the mean of the probes just before and after
-  // the row (0 until set: apply_rooflines then takes the setup's probe).
+  // the row (with -n 0, the probe before it).
   double read_bytes_per_s = 0;
   // NEXTN (--speculative-algorithm): greedy generation of -n tokens after the -p prompt without
   // the MTP head, drafting every step, and adaptively (alternating); acceptance over the
@@ -57,8 +57,8 @@ struct BenchRow {
   std::vector<std::vector<int64_t>> expert_tokens;
 };
 
-// Fills the roofline fields of `row` from its costs and the measured limits (the decode
-// roofline from row.read_bytes_per_s when set, else from limits.read_bytes_per_s).
+// Fills the roofline fields of `row` from its costs, the compute peaks in `limits` and
+// row.read_bytes_per_s (set by the caller from the probes around the row).
 void apply_rooflines(BenchRow& row, const MachineLimits& limits);
 
 // "Intel(R) Xeon(R) Platinum 8480+" from /proc/cpuinfo, or "unknown CPU".
