@@ -191,8 +191,12 @@ std::shared_ptr<Data> cached(const std::string& key, Make make) {
   return data;
 }
 
-template <class Fn, class Args>
-void run_tiles(Fn fn, const Args& a, int64_t tiles) {
+// Each run is a new call (as PackedLinear::run): code_gemm prepares x once per thread per call.
+void run_tiles(CodeGemmFn fn, CodeGemmArgs a, int64_t tiles) {
+  a.call_id = next_code_gemm_call_id();
+  pool().parallel_for(tiles, 1, [&](int64_t t0, int64_t t1, int) { fn(a, t0, t1); });
+}
+void run_tiles(IntGemmFn fn, const IntGemmArgs& a, int64_t tiles) {
   pool().parallel_for(tiles, 1, [&](int64_t t0, int64_t t1, int) { fn(a, t0, t1); });
 }
 

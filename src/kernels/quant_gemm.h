@@ -73,7 +73,14 @@ struct CodeGemmArgs {
   const float* col_bias = nullptr;  // [n_pad]
   float* y = nullptr;
   int64_t ldy = 0;
+  // Nonzero and distinct per call (next_code_gemm_call_id()), the same for every tile range of
+  // the call: a kernel may then convert x once per thread and reuse it for the call's further
+  // ranges (a call runs as ~4 ranges per thread). 0: convert on every range.
+  uint64_t call_id = 0;
 };
+
+// A fresh CodeGemmArgs::call_id (thread-safe, never 0).
+uint64_t next_code_gemm_call_id();
 
 using IntGemmFn = void (*)(const IntGemmArgs&, int64_t tile_begin, int64_t tile_end);
 using CodeGemmFn = void (*)(const CodeGemmArgs&, int64_t tile_begin, int64_t tile_end);

@@ -29,6 +29,7 @@ void PackedLinear::run(IntGemmArgs a, int64_t m, float* y, int64_t ldy, ThreadPo
 }
 
 void PackedLinear::run(CodeGemmArgs a, int64_t m, float* y, int64_t ldy, ThreadPool& pool) const {
+  a.call_id = next_code_gemm_call_id();
   const bool large = kernels_->code_gemm_large && m >= kernels_->large_rows;
   run_tiles(a, large ? kernels_->code_gemm_large : kernels_->code_gemm, codes_, bias_, m, y, ldy, pool);
 }

@@ -106,6 +106,8 @@ struct Scratch {
   std::vector<int8_t> x8;
   std::vector<int32_t> xoff;
   std::vector<float> xs4;
+  uint64_t call_id = 0;  // the call whose activations these are (0: none)
+  Call prepared;         // that call's state after prepare()
 };
 
 template <class T>
@@ -312,11 +314,7 @@ void tile_int8_4bit(const Call& c, int64_t t, int64_t r0) {
   const uint8_t* wt = c.w->tile(t);
   const int8_t* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = c.x8 + (r0 + r) * c.ldp;
-  // vpermb reads 6 index bits: with the 16 entries stored 4 times, the nibble above the one
-  // looked up (or the shifted-in neighbour) needs no masking.
-  alignas(64) uint8_t u8[64];
-  for (int i = 0; i < 64; ++i) u8[i] = uint8_t(c.wt->twice[i & 15] + c.int8_offset);
-  const __m512i table = _mm512_load_si512(u8);
+  const __m512i table = int8_code_table(c);
   __m512 tot[R];
   for (int r = 0; r < R; ++r) tot[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < c.groups; ++g) {
@@ -342,7 +340,7 @@ void tile_int8_4bit(const Call& c, int64_t t, int64_t r0) {
     for (int r = 0; r < R; ++r) {
       __m512i v = acc[r][0];
       for (int s = 1; s < S; ++s) v = _mm512_add_epi32(v, acc[r][s]);
-      tot[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale_by(c, ws, c.xs4[(r0 + r) * c.groups + g]), tot[r]);
+      tot[r] = int8_group_end(c, v, ws, r0 + r, g, tot[r]);
     }
   }
   for (int r = 0; r < R; ++r) store_row(c, r0 + r, t, tot[r]);
@@ -494,14 +492,25 @@ void code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1, bool bf16) {
   } else {
     c.mode = a.x_bf16_ok && bf16 ? Mode::Bf16 : Mode::F32;
   }
+  // A call runs as several tile ranges per thread; its activations are converted on the first.
   thread_local Scratch scratch;
-  prepare(c, xt, scratch);
+  if (a.call_id != 0 && a.call_id == scratch.call_id) {
+    c = scratch.prepared;
+  } else {
+    prepare(c, xt, scratch);
+    scratch.call_id = a.call_id;
+    scratch.prepared = c;
+  }
   if (c.mode == Mode::F32 && a.m >= kPanelRows) {
     panel_gemm_f32(c, t0, t1);
     return;
   }
   if (c.mode == Mode::Bf16 && four && a.m >= kPanelRows) {
     panel_gemm_bf16_4bit(c, t0, t1);
+    return;
+  }
+  if (c.mode == Mode::Int8 && a.m >= kPanelRows) {
+    panel_gemm_int8_4bit(c, t0, t1);
     return;
   }
   const int64_t block = max_rows(c);

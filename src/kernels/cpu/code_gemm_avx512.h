@@ -7,7 +7,10 @@
 //     every product of two E4M3/E2M1 values is exact in fp32; group scales are applied in
 //     fp32 per group, so the only error is fp32 accumulation order.
 //   - MXFP4 weights × MXFP4 activations (E2M1 × E2M1) multiply in int8 (vpdpbusd on 2·value,
-//     exact int32 block sums) — twice the BF16 rate.
+//     exact int32 block sums) — twice the BF16 rate. From 16 rows on, pairs of tiles are decoded
+//     once per call into an int8 panel (code_gemm_avx512_panel.cc), same sums and order.
+//   - Activations are converted to the kernel's form once per thread per call when the call
+//     has a call_id (PackedLinear gives one), not once per tile range.
 //   - Fp32 activations multiply in fp32 FMAs on the widened weights (exact weights), unless
 //     x_bf16_ok lets the kernel round them to BF16. From 16 rows on, 4-bit tiles are widened
 //     once per call into an fp32 panel (code_gemm_avx512_panel.cc) in the same summation

@@ -170,5 +170,22 @@ constexpr int64_t kPanelRows = 16;
 void panel_gemm_f32(const Call& c, int64_t t0, int64_t t1);
 // The same for 4-bit codes in Mode::Bf16: a panel of decoded BF16 pairs per tile.
 void panel_gemm_bf16_4bit(const Call& c, int64_t t0, int64_t t1);
+// The same in Mode::Int8: a panel of unsigned bytes 2·value + offset per block of tiles.
+void panel_gemm_int8_4bit(const Call& c, int64_t t0, int64_t t1);
+
+// Mode::Int8's lookup of a 4-bit code to 2·value + offset (unsigned) for vpermb, which reads 6
+// index bits: with the 16 entries stored 4 times, the nibble above the one looked up (or the
+// shifted-in neighbour) needs no masking.
+inline __m512i int8_code_table(const Call& c) {
+  alignas(64) uint8_t u8[64];
+  for (int i = 0; i < 64; ++i) u8[i] = uint8_t(c.wt->twice[i & 15] + c.int8_offset);
+  return _mm512_load_si512(u8);
+}
+
+// The end of group g for one row and tile in Mode::Int8: the exact int32 sum in fp32, scaled by
+// ws · x_scale / 4, added to the running total. Register tiles and panels both end here.
+inline __m512 int8_group_end(const Call& c, __m512i sum, __m512 ws, int64_t row, int64_t g, __m512 total) {
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale_by(c, ws, c.xs4[row * c.groups + g]), total);
+}
 
 }  // namespace lowbit::code_avx512

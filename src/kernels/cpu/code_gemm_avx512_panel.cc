@@ -135,6 +135,77 @@ void panel_bf16_4bit(const Call& c, const uint32_t* panel, int64_t t, int64_t r0
   });
 }
 
+// Int8 prefill of E2M1 × E2M1 codes (Mode::Int8, m ≥ kPanelRows). In registers
+// tile_int8_4bit re-decodes each line (a shift, two vpermb) for every 8 rows of one tile, beside
+// 16 vpdpbusd; here a block of kInt8Tiles tiles is decoded once per call into unsigned bytes
+// 2·value + offset in the int8 view, [k / 4][tile][64 bytes] (a packed line's low nibbles, then
+// its high ones), and every block of 6 rows takes 12 vpdpbusd per 2 loads and 6 broadcasts.
+// What is left is each group's end: per 8 vpdpbusd of a sum (32 k) a convert, a scale and an
+// FMA, so ~70 % of the vector ports do products at best (measured ~0.75× W8A8's GEMM time on
+// Zen4; 4 tiles × 6 or 4 rows measured slower, as GCC then spills the sums). The running totals
+// wait in L1. Group sums are exact, and their ends (int8_group_end) and order are
+// tile_int8_4bit's, so a row's result is the same on either path.
+constexpr int kInt8Tiles = 2, kInt8Rows = 6;
+
+void decode_tiles_int8_4bit(const Call& c, int64_t t, int tiles, uint8_t* panel) {
+  const __m512i table = int8_code_table(c);
+  for (int j = 0; j < tiles; ++j) {
+    const uint8_t* wt = c.w->tile(t + j);
+    for (int64_t k = 0; k < c.kp; k += 8) {
+      const __m512i v = _mm512_load_si512(wt + k * 8);
+      _mm512_store_si512(panel + ((k / 4) * tiles + j) * 64, _mm512_permutexvar_epi8(v, table));
+      _mm512_store_si512(panel + ((k / 4 + 1) * tiles + j) * 64,
+                         _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), table));
+    }
+  }
+}
+
+// Group g of R rows × T tiles: the exact sums over the group's panel lines, each seeded with its
+// row's offset term, then int8_group_end into the totals (in L1). One function with every loop
+// unrolled, so GCC keeps the R·T sums in registers (split in two, it stores them every line).
+template <int R, int T>
+inline void int8_panel_group(const Call& c, const uint8_t* panel, const int8_t* const* x, int64_t t, int64_t r0,
+                             int64_t g, float (&tot)[R][T][kTileN]) {
+  __m512i acc[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i s = _mm512_set1_epi32(c.xoff[(r0 + r) * c.groups + g]);
+#pragma GCC unroll 4
+    for (int j = 0; j < T; ++j) acc[r][j] = s;
+  }
+  const int64_t l1 = std::min(c.kp, (g + 1) * c.group) / 4;
+  for (int64_t l = g * c.group / 4; l < l1; ++l) {
+    __m512i w[T];
+#pragma GCC unroll 4
+    for (int j = 0; j < T; ++j) w[j] = _mm512_load_si512(panel + (l * T + j) * 64);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i xv = _mm512_set1_epi32(int(load_u32(x[r] + 4 * l)));
+#pragma GCC unroll 4
+      for (int j = 0; j < T; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], w[j], xv);
+    }
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < T; ++j) {
+    const __m512 ws = weight_scale(c, t + j, g);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 prev = g == 0 ? _mm512_setzero_ps() : _mm512_load_ps(tot[r][j]);
+      _mm512_store_ps(tot[r][j], int8_group_end(c, acc[r][j], ws, r0 + r, g, prev));
+    }
+  }
+}
+
+template <int R, int T>
+void panel_int8_4bit(const Call& c, const uint8_t* panel, int64_t t, int64_t r0) {
+  const int8_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = c.x8 + (r0 + r) * c.ldp;
+  alignas(64) float tot[R][T][kTileN];
+  for (int64_t g = 0; g < c.groups; ++g) int8_panel_group<R, T>(c, panel, xr, t, r0, g, tot);
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < T; ++j) store_row(c, r0 + r, t + j, _mm512_load_ps(tot[r][j]));
+}
+
 using PanelFn = void (*)(const Call&, const float*, int64_t t, int64_t r0);
 constexpr PanelFn kPanel4[] = {nullptr,           panel_f32_4bit<1>, panel_f32_4bit<2>, panel_f32_4bit<3>,
                                panel_f32_4bit<4>, panel_f32_4bit<5>, panel_f32_4bit<6>};
@@ -168,6 +239,33 @@ void panel_gemm_bf16_4bit(const Call& c, int64_t t0, int64_t t1) {
     decode_tile_4bit_bf16(c, t, panel);
     for (int64_t r0 = 0; r0 < c.a->m; r0 += kPanelBlock)
       kByRows[std::min<int64_t>(kPanelBlock, c.a->m - r0)](c, panel, t, r0);
+  }
+}
+
+void panel_gemm_int8_4bit(const Call& c, int64_t t0, int64_t t1) {
+  using Fn = void (*)(const Call&, const uint8_t*, int64_t, int64_t);
+  static constexpr Fn kWide[] = {nullptr,
+                                 panel_int8_4bit<1, kInt8Tiles>,
+                                 panel_int8_4bit<2, kInt8Tiles>,
+                                 panel_int8_4bit<3, kInt8Tiles>,
+                                 panel_int8_4bit<4, kInt8Tiles>,
+                                 panel_int8_4bit<5, kInt8Tiles>,
+                                 panel_int8_4bit<6, kInt8Tiles>};
+  static constexpr Fn kOne[] = {nullptr,
+                                panel_int8_4bit<1, 1>,
+                                panel_int8_4bit<2, 1>,
+                                panel_int8_4bit<3, 1>,
+                                panel_int8_4bit<4, 1>,
+                                panel_int8_4bit<5, 1>,
+                                panel_int8_4bit<6, 1>};
+  thread_local std::vector<float> panel_buffer;  // kInt8Tiles tiles of k_pad × 16 bytes
+  uint8_t* panel = reinterpret_cast<uint8_t*>(bf16x::grow_aligned(panel_buffer, size_t(c.kp * kTileN * kInt8Tiles / 4)));
+  for (int64_t t = t0; t < t1;) {
+    const int tiles = t1 - t >= kInt8Tiles ? kInt8Tiles : 1;  // an odd last tile alone
+    decode_tiles_int8_4bit(c, t, tiles, panel);
+    const Fn* by_rows = tiles == kInt8Tiles ? kWide : kOne;
+    for (int64_t r0 = 0; r0 < c.a->m; r0 += kInt8Rows) by_rows[std::min<int64_t>(kInt8Rows, c.a->m - r0)](c, panel, t, r0);
+    t += tiles;
   }
 }
 

@@ -1,5 +1,6 @@
 // Kernel choice by CPU feature: one table per op, fastest first, reference last. Chosen
 // once per layer at load (or once per process for vec ops), never per call.
+#include <atomic>
 #include <vector>
 
 #include "core/error.h"
@@ -92,6 +93,11 @@ std::vector<const QuantGemmKernels*> quant_gemm_kernels(const CpuFeatures& cpu) 
 }
 
 const QuantGemmKernels& pick_quant_gemm(const CpuFeatures& cpu) { return *quant_gemm_kernels(cpu).front(); }
+
+uint64_t next_code_gemm_call_id() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 const VecOps& vec_ops() {
   static const VecOps& ops = [] () -> const VecOps& {
