@@ -1,5 +1,8 @@
 #include "kernels/packed_weights.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -7,11 +10,26 @@
 
 namespace lowbit {
 
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+}  // namespace
+
+// Arrays of a huge page or more (packed weights) start on a 2 MiB boundary and are advised to
+// transparent huge pages before they are first touched (THP in "madvise" mode, as on our
+// machines, gives none otherwise). Decode streams every weight byte once per token, and in 4 KiB
+// pages each 4 KiB costs a TLB miss: on the Zen4 guest a 2-thread read of 1 GiB measured
+// 23-36 GB/s in small pages against 29-41 GB/s in huge pages (8 alternated pairs), and W8A8
+// decode of the 1.7B shape 13.5 -> 14.4 t/s median (6 alternations; W4A8, half of whose bytes
+// are the BF16 lm_head mapped from the file, within noise). Only addresses move: the size is not
+// rounded up, the tail short of 2 MiB stays in small pages, so resident memory is unchanged.
+// Where THP is off the advice is ignored.
 template <class T>
 AlignedArray<T>::AlignedArray(size_t count) : size_(count) {
   const size_t bytes = round_up(int64_t(std::max<size_t>(count * sizeof(T), 1)), 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
+  const bool huge = bytes >= kHugePage;
+  void* p = nullptr;
+  if (posix_memalign(&p, huge ? kHugePage : 64, bytes) != 0 || !p) throw std::bad_alloc();
+  if (huge) madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
   std::memset(p, 0, bytes);
   ptr_.reset(static_cast<T*>(p));
 }
