@@ -31,6 +31,8 @@ RuntimeOptions initial() {
   from_env(o.kv_cache_dtype, "LOWBIT_KV_CACHE_DTYPE");
   check_one_of(o.kv_cache_dtype, {"auto", "bf16", "f32", "fp8_e4m3"}, "LOWBIT_KV_CACHE_DTYPE");
   if (const char* v = std::getenv("LOWBIT_QUANTIZE_LM_HEAD"); v && *v) o.quantize_lm_head = std::string(v) != "0";
+  from_env(o.float_weights, "LOWBIT_FLOAT_WEIGHTS");
+  check_one_of(o.float_weights, {"copy", "mapped"}, "LOWBIT_FLOAT_WEIGHTS");
   return o;
 }
 

@@ -238,9 +238,12 @@ void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
     vocab = v.size();
   }
   if (!runtime_options().quantize_lm_head) {
-    // The head reads its float weights in place: tied weights are never duplicated.
-    lm_head_ = make_linear(float_spec(tied ? "tied" : "hf:float"), t, {h, vocab}, cpu);
+    // A float head copied into huge pages (--float-weights copy) has its mapped pages released
+    // once copied, and a tied embedding pages back in only the rows tokens look up; mapped, the
+    // head reads them in place. Either way it is not resident twice after load.
     prefault(t.weight.data, t.weight.nbytes());
+    lm_head_ = make_linear(float_spec(tied ? "tied" : "hf:float"), t, {h, vocab}, cpu);
+    if (!lm_head_->reads_checkpoint_in_place()) release_pages(t.weight.data, t.weight.nbytes());
     return;
   }
   // --quantize-lm-head: int8 per-channel weights with per-token int8 activations (W8A8

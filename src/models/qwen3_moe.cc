@@ -119,6 +119,8 @@ std::vector<ExpertLinears> load_per_expert_layout(const Checkpoint& ckpt, const 
                        TensorView{g.weight.name + " | up_proj", g.weight.dtype, {2 * F, H}, dst},
                        std::nullopt,
                        {}};
+      // Float: owned by `storage`, so FloatLinear reads it in place rather than copying it again.
+      if (spec.kind == SchemeKind::Float) gu.storage = storage;
       x.gate_up = build(ckpt, spec, gu, {H, 2 * F}, cpu, g.weight.name);
     } else {
       for (auto [t, out] : {std::pair{&g, &x.gate}, std::pair{&u, &x.up}}) {

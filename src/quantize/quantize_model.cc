@@ -11,8 +11,10 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
+#include "core/runtime_options.h"
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "io/json_util.h"
@@ -149,6 +151,12 @@ QuantReport quantize_model(const QuantizeOptions& o) {
   // the process's resident set.
   const auto ckpt_ptr = std::make_shared<const Checkpoint>(o.input);
   const Checkpoint& ckpt = *ckpt_ptr;
+  // Those models read their float weights in place from that mapping, for the same reason: a
+  // copy into huge pages (RuntimeOptions::float_weights "copy") would hold each one twice.
+  struct MappedFloatWeights {
+    std::string saved = std::exchange(runtime_options().float_weights, "mapped");
+    ~MappedFloatWeights() { runtime_options().float_weights = saved; }
+  } mapped_float_weights;
   const DType model_dtype = config.torch_dtype;
   PlanOptions po = o.plan;
   po.tied_lm_head = config.tie_word_embeddings;

@@ -1,8 +1,11 @@
 #include "schemes/float_linear.h"
 
+#include <cstring>
+
 #include "core/error.h"
 #include "core/runtime_options.h"
 #include "core/thread_pool.h"
+#include "kernels/packed_weights.h"
 
 namespace lowbit {
 
@@ -10,6 +13,8 @@ namespace {
 // Columns per thread-pool grain: a multiple of every kernel's register tile width (4 or 8
 // weight rows for the AVX kernels, one 16-row AMX strip).
 constexpr int64_t kColumnGrain = 16;
+// Smaller weights stay in place: a huge page is 2 MiB, and below it a copy gains nothing.
+constexpr size_t kCopyFromBytes = size_t(2) << 20;
 }  // namespace
 
 FloatLinear::FloatLinear(const LinearTensors& t, LinearShape shape, const CpuFeatures& cpu)
@@ -29,6 +34,19 @@ FloatLinear::FloatLinear(const LinearTensors& t, LinearShape shape, const CpuFea
     convert_to_f32(b.dtype, b.data, bias_.data(), bias_.size());
   }
   kernel_ = &pick_float_gemm(w.dtype, activation_type(runtime_options().float_activations, w.dtype, cpu), cpu);
+  // Weights in the checkpoint's mapping (no storage of their own) move into huge pages
+  // (AlignedArray advises them). The caller then releases the mapped pages, as for a scheme that
+  // repacks (reads_checkpoint_in_place() is false): only the layer being loaded is resident
+  // twice, for a moment (this layer does not release them itself: a caller's view with no
+  // storage need not be a file mapping, and releasing anonymous memory would zero it).
+  // Why copy: see RuntimeOptions::float_weights.
+  if (!t.storage && runtime_options().float_weights == "copy" && w.nbytes() >= kCopyFromBytes) {
+    auto copy = std::make_shared<AlignedArray<uint8_t>>(w.nbytes());
+    std::memcpy(copy->data(), w.data, w.nbytes());
+    weight_.data = copy->data();
+    storage_ = std::move(copy);
+    copied_ = true;
+  }
 }
 
 FloatAct FloatLinear::activation_type(const std::string& policy, DType wtype, const CpuFeatures& cpu) {

@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <utility>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
@@ -89,6 +91,46 @@ void expect_layer(const std::string& policy, bool round_x) {
 TEST(FloatLinearPolicy, F32IsTheExactPath) { expect_layer("f32", false); }
 TEST(FloatLinearPolicy, Bf16RoundsActivations) { expect_layer("bf16", true); }
 TEST(FloatLinearPolicy, AutoFollowsTheCpu) { expect_layer("auto", cpu_features().bf16()); }
+
+// --float-weights: a weight of 2 MiB or more from the checkpoint's mapping (no storage) is
+// copied under "copy", and the layer then reads only its copy (the source may be released: here
+// it is overwritten); under "mapped", with storage of its own, or below 2 MiB it is read in
+// place. Copied or not, the outputs are the same bits.
+TEST(FloatLinearWeights, CopiedIntoOwnMemoryOrReadInPlace) {
+  std::mt19937 rng(5);
+  ThreadPool pool(2);
+  const int64_t n = 1024, k = 1024, m = 3;  // 2 MiB of BF16
+  Layer l = make_layer(n, k, rng);
+  auto build = [&](const char* policy, const LinearTensors& t, int64_t rows) {
+    const std::string saved = std::exchange(runtime_options().float_weights, policy);
+    auto lin = std::make_unique<FloatLinear>(t, LinearShape{k, rows}, cpu_features());
+    runtime_options().float_weights = saved;
+    return lin;
+  };
+  const auto copied = build("copy", l.t, n), mapped = build("mapped", l.t, n);
+  EXPECT_FALSE(copied->reads_checkpoint_in_place());
+  EXPECT_TRUE(mapped->reads_checkpoint_in_place());
+  LinearTensors owned = l.t;
+  owned.storage = std::make_shared<int>(0);
+  EXPECT_TRUE(build("copy", owned, n)->reads_checkpoint_in_place()) << "storage of its own: read in place";
+  LinearTensors small = l.t;
+  small.weight.shape = {n - 1, k};  // just under 2 MiB
+  small.bias->shape = {n - 1};
+  EXPECT_TRUE(build("copy", small, n - 1)->reads_checkpoint_in_place()) << "under 2 MiB: read in place";
+
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(size_t(m * k)), y_copied(size_t(m * n)), y_mapped(size_t(m * n));
+  for (auto& v : x) v = d(rng);
+  copied->apply(x.data(), k, m, y_copied.data(), n, pool);
+  mapped->apply(x.data(), k, m, y_mapped.data(), n, pool);
+  ASSERT_EQ(y_copied, y_mapped);
+  std::fill(l.w.begin(), l.w.end(), uint16_t(0));  // the source is gone
+  std::vector<float> y_after(size_t(m * n)), y_mapped_after(size_t(m * n));
+  copied->apply(x.data(), k, m, y_after.data(), n, pool);
+  mapped->apply(x.data(), k, m, y_mapped_after.data(), n, pool);
+  EXPECT_EQ(y_after, y_copied) << "the copied layer read the source after load";
+  EXPECT_NE(y_mapped_after, y_mapped) << "the mapped layer should read the (changed) source";
+}
 
 }  // namespace
 }  // namespace lowbit

@@ -89,7 +89,8 @@ struct LinearTensors {
   std::map<std::string, TensorView> extra;  // every other role, by canonical name
   // Memory behind views that are not the checkpoint's own bytes (a tensor-parallel slice that
   // had to be gathered, e.g. the K columns of a row-parallel weight). A scheme that reads its
-  // weight in place (FLOAT) keeps it alive; schemes that repack may let it go after load.
+  // weight in place (FLOAT) keeps it alive; schemes that repack may let it go after load. Null:
+  // the views are the checkpoint's mapping, which FLOAT may copy (the caller then releases it).
   std::shared_ptr<const void> storage;
 
   const TensorView* find(const std::string& role) const {

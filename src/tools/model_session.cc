@@ -80,6 +80,11 @@ void add_numeric_policy_options(CLI::App& app) {
                  "CPU has AVX512-BF16) or int8 (per-token int8 activations on VNNI/AMX)")
       ->check(CLI::IsMember({"auto", "int8", "bf16", "float"}))
       ->capture_default_str();
+  app.add_option("--float-weights", r.float_weights,
+                 "Float weights of 2 MiB or more: copy (into huge pages at load; faster decode) or mapped (read in "
+                 "place from the checkpoint's mapping)")
+      ->check(CLI::IsMember({"copy", "mapped"}))
+      ->capture_default_str();
   app.add_flag("--quantize-lm-head", r.quantize_lm_head,
                "Quantize lm_head too (int8 per-channel weights, per-token int8 activations) when the model is quantized");
 }
