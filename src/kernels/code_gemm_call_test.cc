@@ -112,9 +112,14 @@ TEST(CodeGemmCall, CallIdReusesOnlyItsOwnCallsActivations) {
       for (const Mxfp4Problem* p : {&first, &second, &first}) {
         std::vector<float> want(size_t(p->m * p->n)), got(want.size(), -7.0f), plain(want.size(), -7.0f);
         std::thread([&] { k->code_gemm(p->args(0, p->m, want.data()), 0, p->tiles()); }).join();
-        CodeGemmArgs a = p->args(0, p->m, got.data());
-        a.call_id = next_code_gemm_call_id();
-        for (int64_t t = 0; t < p->tiles(); t += 2) k->code_gemm(a, t, std::min(p->tiles(), t + 2));
+        const uint64_t id = next_code_gemm_call_id();
+        for (int64_t t = 0; t < p->tiles(); t += 2) {
+          // A fresh args object per range (gone after it): the reuse must not keep a pointer to
+          // the first range's (ASAN reports a stack use after scope if it does).
+          CodeGemmArgs a = p->args(0, p->m, got.data());
+          a.call_id = id;
+          k->code_gemm(a, t, std::min(p->tiles(), t + 2));
+        }
         ASSERT_EQ(got, want) << k->name << " m=" << m << ": the ranges of one call with an id";
         k->code_gemm(p->args(0, p->m, plain.data()), 0, p->tiles());
         ASSERT_EQ(plain, want) << k->name << " m=" << m << ": a call with id 0 after one with an id";

@@ -495,7 +495,11 @@ void code_gemm(const CodeGemmArgs& a, int64_t t0, int64_t t1, bool bf16) {
   // A call runs as several tile ranges per thread; its activations are converted on the first.
   thread_local Scratch scratch;
   if (a.call_id != 0 && a.call_id == scratch.call_id) {
-    c = scratch.prepared;
+    // Only what prepare() wrote: the rest is this range's own (its args object may differ).
+    const Call& p = scratch.prepared;
+    c.ldp = p.ldp;
+    c.xb = p.xb, c.xf = p.xf, c.x8 = p.x8;
+    c.xsum = p.xsum, c.xoff = p.xoff, c.xs4 = p.xs4;
   } else {
     prepare(c, xt, scratch);
     scratch.call_id = a.call_id;
