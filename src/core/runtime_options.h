@@ -33,8 +33,8 @@ struct RuntimeOptions {
   // "mapped" reads them in place from the checkpoint's mapping (4 KiB pages; what lowbit
   // quantize uses, so its float models share the Checkpoint's pages). Decode streams every
   // weight byte per token, and small pages cost a TLB miss per 4 KiB: on the Zen4 guest the
-  // 1.7B shape's BF16 decode went 8.4 -> 9.4 t/s and W4A8's (half of whose bytes are the BF16
-  // lm_head) 19.7 -> 21.2 t/s, medians of 6 alternations.
+  // 1.7B shape's BF16 decode went 8.4 -> 9.4 t/s (median of 6 alternations, every one faster);
+  // W4A8's, half of whose bytes are the BF16 lm_head, moved within the machine's noise.
   std::string float_weights = "copy";
 };
 
