@@ -147,9 +147,11 @@ void panel_bf16_4bit(const Call& c, const uint32_t* panel, int64_t t, int64_t r0
 // tile_int8_4bit's, so a row's result is the same on either path.
 constexpr int kInt8Tiles = 2, kInt8Rows = 6;
 
-void decode_tiles_int8_4bit(const Call& c, int64_t t, int tiles, uint8_t* panel) {
-  const __m512i table = int8_code_table(c);
+// Tiles [t, t + tiles) into the panel, and their weight scales into ws, [tile][group][16]: every
+// block of rows then loads them instead of converting them again.
+void decode_tiles_int8_4bit(const Call& c, __m512i table, int64_t t, int tiles, uint8_t* panel, float* ws) {
   for (int j = 0; j < tiles; ++j) {
+    for (int64_t g = 0; g < c.groups; ++g) _mm512_store_ps(ws + (j * c.groups + g) * kTileN, weight_scale(c, t + j, g));
     const uint8_t* wt = c.w->tile(t + j);
     for (int64_t k = 0; k < c.kp; k += 8) {
       const __m512i v = _mm512_load_si512(wt + k * 8);
@@ -164,7 +166,7 @@ void decode_tiles_int8_4bit(const Call& c, int64_t t, int tiles, uint8_t* panel)
 // row's offset term, then int8_group_end into the totals (in L1). One function with every loop
 // unrolled, so GCC keeps the R·T sums in registers (split in two, it stores them every line).
 template <int R, int T>
-inline void int8_panel_group(const Call& c, const uint8_t* panel, const int8_t* const* x, int64_t t, int64_t r0,
+inline void int8_panel_group(const Call& c, const uint8_t* panel, const float* ws, const int8_t* const* x, int64_t r0,
                              int64_t g, float (&tot)[R][T][kTileN]) {
   __m512i acc[R][T];
 #pragma GCC unroll 8
@@ -187,21 +189,21 @@ inline void int8_panel_group(const Call& c, const uint8_t* panel, const int8_t* 
   }
 #pragma GCC unroll 4
   for (int j = 0; j < T; ++j) {
-    const __m512 ws = weight_scale(c, t + j, g);
+    const __m512 s = _mm512_load_ps(ws + (j * c.groups + g) * kTileN);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 prev = g == 0 ? _mm512_setzero_ps() : _mm512_load_ps(tot[r][j]);
-      _mm512_store_ps(tot[r][j], int8_group_end(c, acc[r][j], ws, r0 + r, g, prev));
+      _mm512_store_ps(tot[r][j], int8_group_end(c, acc[r][j], s, r0 + r, g, prev));
     }
   }
 }
 
 template <int R, int T>
-void panel_int8_4bit(const Call& c, const uint8_t* panel, int64_t t, int64_t r0) {
+void panel_int8_4bit(const Call& c, const uint8_t* panel, const float* ws, int64_t t, int64_t r0) {
   const int8_t* xr[R];
   for (int r = 0; r < R; ++r) xr[r] = c.x8 + (r0 + r) * c.ldp;
   alignas(64) float tot[R][T][kTileN];
-  for (int64_t g = 0; g < c.groups; ++g) int8_panel_group<R, T>(c, panel, xr, t, r0, g, tot);
+  for (int64_t g = 0; g < c.groups; ++g) int8_panel_group<R, T>(c, panel, ws, xr, r0, g, tot);
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < T; ++j) store_row(c, r0 + r, t + j, _mm512_load_ps(tot[r][j]));
 }
@@ -243,7 +245,7 @@ void panel_gemm_bf16_4bit(const Call& c, int64_t t0, int64_t t1) {
 }
 
 void panel_gemm_int8_4bit(const Call& c, int64_t t0, int64_t t1) {
-  using Fn = void (*)(const Call&, const uint8_t*, int64_t, int64_t);
+  using Fn = void (*)(const Call&, const uint8_t*, const float*, int64_t, int64_t);
   static constexpr Fn kWide[] = {nullptr,
                                  panel_int8_4bit<1, kInt8Tiles>,
                                  panel_int8_4bit<2, kInt8Tiles>,
@@ -259,12 +261,16 @@ void panel_gemm_int8_4bit(const Call& c, int64_t t0, int64_t t1) {
                                 panel_int8_4bit<5, 1>,
                                 panel_int8_4bit<6, 1>};
   thread_local std::vector<float> panel_buffer;  // kInt8Tiles tiles of k_pad × 16 bytes
+  thread_local std::vector<float> scale_buffer;  // their weight scales, kInt8Tiles × groups × 16
   uint8_t* panel = reinterpret_cast<uint8_t*>(bf16x::grow_aligned(panel_buffer, size_t(c.kp * kTileN * kInt8Tiles / 4)));
+  float* ws = bf16x::grow_aligned(scale_buffer, size_t(kInt8Tiles * c.groups * kTileN));
+  const __m512i table = int8_code_table(c);
   for (int64_t t = t0; t < t1;) {
     const int tiles = t1 - t >= kInt8Tiles ? kInt8Tiles : 1;  // an odd last tile alone
-    decode_tiles_int8_4bit(c, t, tiles, panel);
+    decode_tiles_int8_4bit(c, table, t, tiles, panel, ws);
     const Fn* by_rows = tiles == kInt8Tiles ? kWide : kOne;
-    for (int64_t r0 = 0; r0 < c.a->m; r0 += kInt8Rows) by_rows[std::min<int64_t>(kInt8Rows, c.a->m - r0)](c, panel, t, r0);
+    for (int64_t r0 = 0; r0 < c.a->m; r0 += kInt8Rows)
+      by_rows[std::min<int64_t>(kInt8Rows, c.a->m - r0)](c, panel, ws, t, r0);
     t += tiles;
   }
 }
