@@ -22,8 +22,9 @@ inline const std::vector<GemmShape>& qwen3_shapes() {
   static const std::vector<GemmShape> s = {{2048, 6144}, {6144, 2048}, {2048, 2048}};
   return s;
 }
-// Decode (one token per forward) and prefill (a 512-token prompt).
-inline constexpr int64_t kDecodeRows = 1, kPrefillRows = 512;
+// Decode (one token per forward), a server's decode step of 8 requests, and prefill (a
+// 512-token prompt).
+inline constexpr int64_t kDecodeRows = 1, kBatchDecodeRows = 8, kPrefillRows = 512;
 
 inline std::string shape_name(const GemmShape& s, int64_t m) {
   return std::to_string(s.n) + "x" + std::to_string(s.k) + "/m" + std::to_string(m);

@@ -213,7 +213,7 @@ void register_quant_gemm() {
   const auto sets = quant_gemm_kernels(cpu_features());
   // Shape outermost, then config and m, then kernel set: the cached data is reused by every set.
   for (const GemmShape& s : qwen3_shapes())
-    for (int64_t m : {kDecodeRows, kPrefillRows}) {
+    for (int64_t m : {kDecodeRows, kBatchDecodeRows, kPrefillRows}) {
       for (const IntConfig& c : kIntConfigs) {
         const std::string key = std::string("int/") + c.name + "/" + shape_name(s, m);
         std::vector<std::string> seen;

@@ -94,9 +94,12 @@ struct Plan {
 };
 
 // Σ over lines [l0, l1) for R rows × T tiles: each line of the T tiles is decoded once, then
-// every row broadcasts its 4 codes and updates its T accumulators.
+// every row broadcasts its 4 codes and updates its T accumulators. Not inlined: inlined into
+// block(), GCC 12 kept the 8 × 3 int8 accumulators in registers but also stored every one to
+// the stack on every line (a copy for the caller's array), which halved m = 8 (a server's
+// decode step): 2048×6144 int8 at m = 8 went from 455-500 to 243-263 µs on Zen4 (2 threads).
 template <int R, int T, bool kInt4>
-inline void dot(const uint8_t* const* w, const int8_t* const* x, int64_t l0, int64_t l1, __m512i (&out)[R][T]) {
+__attribute__((noinline)) void dot(const uint8_t* const* w, const int8_t* const* x, int64_t l0, int64_t l1, __m512i (&out)[R][T]) {
   const __m512i c80 = _mm512_set1_epi8(char(0x80)), c88 = _mm512_set1_epi8(char(0x88)), c0f = _mm512_set1_epi8(0x0F);
   // A local copy GCC keeps in registers (through the caller's array it stores every line).
   __m512i acc[R][T];
