@@ -120,8 +120,10 @@ class DecoderModel {
   // The MTP head over a batch whose token at position p is t_{p+1} (ids shifted left, positions
   // not), with hidden = the main model's final-normed h_p, one row per token in batch order.
   // Logits as forward(): they predict t_{p+2}. Writes the MTP layer's KV at those positions.
+  // Logits only for the first `logit_chunks` chunks (the rows a draft is taken from: the
+  // lm_head is most of the head's cost); the others only write the KV.
   void forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
-                   ThreadPool& pool, std::vector<float>& logits);
+                   ThreadPool& pool, std::vector<float>& logits, size_t logit_chunks = SIZE_MAX);
 
   // Layer at a time, for tools that change the model one decoder layer after another (the
   // quantizer's sequential GPTQ): they keep the residual stream of their calibration batch
@@ -171,8 +173,9 @@ class DecoderModel {
   // its tokens), one layer over the workspace's rows, and the final norm + head.
   int64_t begin_batch(std::span<const SequenceChunk> batch, const KvCache& cache);
   void run_layer(const Layer& layer, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool);
+  // Logits for the first logit_chunks chunks of the batch (all by default).
   void head(std::span<const SequenceChunk> batch, const std::vector<float>& norm, ThreadPool& pool,
-            std::vector<float>& logits, std::vector<float>* hidden);
+            std::vector<float>& logits, std::vector<float>* hidden, size_t logit_chunks = SIZE_MAX);
   void attention(const Layer& layer, std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool);
   void moe(const Layer& layer, ThreadPool& pool);
   // Checks each chunk against its recurrent slot (fresh at position 0, else continuing where

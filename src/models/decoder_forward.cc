@@ -264,7 +264,7 @@ void DecoderModel::add_residual(float* partial, int64_t tokens) {
 }
 
 void DecoderModel::head(std::span<const SequenceChunk> batch, const std::vector<float>& norm, ThreadPool& pool,
-                        std::vector<float>& logits, std::vector<float>* hidden) {
+                        std::vector<float>& logits, std::vector<float>* hidden, size_t logit_chunks) {
   const auto& c = local_;
   Workspace& w = *ws_;
   const int64_t h = c.hidden_size, T = w.tokens;
@@ -277,7 +277,7 @@ void DecoderModel::head(std::span<const SequenceChunk> batch, const std::vector<
   }
   // Final norm only on the rows whose logits are wanted, then the head.
   int64_t r = 0, t = 0;
-  for (const auto& ch : batch) {
+  for (const auto& ch : batch.first(std::min(logit_chunks, batch.size()))) {
     const int64_t n = int64_t(ch.tokens.size());
     for (int64_t i = ch.all_logits ? 0 : n - 1; i < n; ++i, ++r) {
       float* row = w.head_rows.data() + r * h;
@@ -288,15 +288,17 @@ void DecoderModel::head(std::span<const SequenceChunk> batch, const std::vector<
     }
     t += n;
   }
-  grow(logits, w.rows * c.vocab_size);
+  const int64_t rows = r;  // w.rows when every chunk wants logits
+  if (rows == 0) return;
+  grow(logits, rows * c.vocab_size);
   if (tp_) {  // vocab-parallel head: this rank's columns of the logits, then gathered
     const int64_t v = lm_head_->out_features();
-    grow(w.local_logits, w.rows * v);
-    lm_head_->apply(w.head_rows.data(), h, w.rows, w.local_logits.data(), v, pool);
-    tp_->gather_vocab(w.local_logits.data(), w.rows, logits);
+    grow(w.local_logits, rows * v);
+    lm_head_->apply(w.head_rows.data(), h, rows, w.local_logits.data(), v, pool);
+    tp_->gather_vocab(w.local_logits.data(), rows, logits);
     return;
   }
-  lm_head_->apply(w.head_rows.data(), h, w.rows, logits.data(), c.vocab_size, pool);
+  lm_head_->apply(w.head_rows.data(), h, rows, logits.data(), c.vocab_size, pool);
 }
 
 void DecoderModel::forward(std::span<const SequenceChunk> batch, KvCache& cache, ThreadPool& pool,
@@ -345,7 +347,7 @@ void DecoderModel::forward_head(std::span<const SequenceChunk> batch, const KvCa
 }
 
 void DecoderModel::forward_mtp(std::span<const SequenceChunk> batch, std::span<const float> hidden, KvCache& cache,
-                               ThreadPool& pool, std::vector<float>& logits) {
+                               ThreadPool& pool, std::vector<float>& logits, size_t logit_chunks) {
   if (!mtp_) fail("forward_mtp: the model was loaded without its MTP head");
   const int64_t T = begin_batch(batch, cache), h = local_.hidden_size;
   if (T == 0) return;
@@ -365,7 +367,7 @@ void DecoderModel::forward_mtp(std::span<const SequenceChunk> batch, std::span<c
   });
   mtp_->fc->apply(w.mtp_in.data(), 2 * h, T, w.x.data(), h, pool);
   run_layer(mtp_->layer, batch, cache, pool);
-  head(batch, mtp_->final_norm, pool, logits, nullptr);
+  head(batch, mtp_->final_norm, pool, logits, nullptr, logit_chunks);
 }
 
 }  // namespace lowbit

@@ -7,16 +7,23 @@ namespace lowbit {
 void DraftRows::clear() {
   rows_.clear();
   ids_.clear();
+  added_hidden_.clear();
 }
 
-void DraftRows::add(Sequence& seq, int64_t start, std::span<const int32_t> ids, int64_t first_hidden, bool set_draft) {
-  rows_.push_back({&seq, start, int64_t(ids_.size()), int64_t(ids.size()), first_hidden, set_draft});
+void DraftRows::add(Sequence& seq, int64_t start, std::span<const int32_t> ids, std::span<const float> hidden,
+                    bool set_draft) {
+  rows_.push_back({&seq, start, int64_t(ids_.size()), int64_t(ids.size()), set_draft});
   ids_.insert(ids_.end(), ids.begin(), ids.end());
+  added_hidden_.insert(added_hidden_.end(), hidden.begin(), hidden.end());
 }
 
-void DraftRows::run(DecoderModel& model, KvCache& cache, ThreadPool& pool, const std::vector<float>& hidden) {
+void DraftRows::run(DecoderModel& model, KvCache& cache, ThreadPool& pool) {
   if (rows_.empty()) return;
   const int64_t H = model.config().hidden_size, V = model.config().vocab_size;
+  // Drafting rows first: forward_mtp computes logits for the first `drafting` chunks only.
+  // Chunks are independent of each other (the engine's batch invariance), so order is free.
+  std::stable_partition(rows_.begin(), rows_.end(), [](const Row& r) { return r.set_draft; });
+  const auto drafting = size_t(std::count_if(rows_.begin(), rows_.end(), [](const Row& r) { return r.set_draft; }));
   chunks_.clear();
   hidden_.clear();
   for (const Row& r : rows_) {  // ids_ no longer grows: spans into it stay valid
@@ -25,11 +32,12 @@ void DraftRows::run(DecoderModel& model, KvCache& cache, ThreadPool& pool, const
                        .tokens = std::span(ids_).subspan(size_t(r.first_id), size_t(r.count)),
                        .all_logits = false,
                        .pages = r.seq->state.kv_pages});
-    hidden_.insert(hidden_.end(), hidden.begin() + r.first_hidden * H, hidden.begin() + (r.first_hidden + r.count) * H);
+    // A row's hidden values sit at the same index as its ids (H floats per id).
+    const auto from = added_hidden_.begin() + r.first_id * H;
+    hidden_.insert(hidden_.end(), from, from + r.count * H);
   }
-  model.forward_mtp(chunks_, hidden_, cache, pool, logits_);
-  for (size_t i = 0; i < rows_.size(); ++i) {
-    if (!rows_[i].set_draft) continue;
+  model.forward_mtp(chunks_, hidden_, cache, pool, logits_, drafting);
+  for (size_t i = 0; i < drafting; ++i) {
     const float* row = logits_.data() + int64_t(i) * V;
     rows_[i].seq->state.draft = int32_t(std::max_element(row, row + V) - row);
   }

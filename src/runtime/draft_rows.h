@@ -2,7 +2,7 @@
 // forward_mtp): every sequence that prefilled a chunk or verified a draft this step adds the
 // rows its MTP KV needs (ids shifted left by one, the main forward's hidden rows), and one
 // batched forward_mtp call runs them all; a sequence that wants its next draft gets the argmax
-// of its last row.
+// of its last row. Only those rows go through the lm_head: the others just write the head's KV.
 #pragma once
 
 #include <cstdint>
@@ -18,21 +18,22 @@ class DraftRows {
  public:
   void clear();
   bool empty() const { return rows_.empty(); }
-  // Rows for positions start.. of seq, ids[i] at start + i, hidden row first_hidden + i of the
-  // main forward's `hidden`. With set_draft, seq.state.draft becomes the last row's argmax.
-  void add(Sequence& seq, int64_t start, std::span<const int32_t> ids, int64_t first_hidden, bool set_draft);
-  void run(DecoderModel& model, KvCache& cache, ThreadPool& pool, const std::vector<float>& hidden);
+  // Rows for positions start.. of seq: ids[i] at start + i with the main forward's hidden row
+  // hidden[i · H ..] (both copied). With set_draft, seq.state.draft becomes the last row's argmax.
+  void add(Sequence& seq, int64_t start, std::span<const int32_t> ids, std::span<const float> hidden, bool set_draft);
+  void run(DecoderModel& model, KvCache& cache, ThreadPool& pool);
 
  private:
   struct Row {
     Sequence* seq;
-    int64_t start, first_id, count, first_hidden;
+    int64_t start, first_id, count;
     bool set_draft;
   };
   std::vector<Row> rows_;
   std::vector<int32_t> ids_;
+  std::vector<float> added_hidden_;  // rows in add() order
   std::vector<SequenceChunk> chunks_;
-  std::vector<float> hidden_, logits_;
+  std::vector<float> hidden_, logits_;  // in forward_mtp's order: drafting rows first
 };
 
 }  // namespace lowbit

@@ -39,6 +39,9 @@ struct EngineConfig {
   // are only bounded by the two sizes above).
   double max_step_slowdown = 2.5;
   bool enable_prefix_cache = true;
+  // NEXTN: draft only while the measured acceptance and step times say it pays
+  // (runtime/spec_governor.h, one governor for the batch); false: every decode step drafts.
+  bool speculative_adaptive = true;
   int64_t page_size = 32;              // tokens per KV page (power of two, multiple of 32)
   int64_t max_queued_requests = 4096;  // submit() beyond this throws EngineBusy (HTTP 503)
   // stats() also reports tokens per expert of every MoE layer (SGLang's
@@ -107,8 +110,10 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0, cached_tokens_total = 0, generation_tokens_total = 0;
   int64_t requests_finished_total = 0, requests_aborted_total = 0, preemptions_total = 0;
   int64_t forward_steps_total = 0;
-  // NEXTN speculative decoding: drafts verified and accepted.
+  // NEXTN speculative decoding: drafts verified and accepted; decode-only steps that verified
+  // drafts and that did not (the adaptive governor found drafting did not pay).
   int64_t spec_draft_tokens_total = 0, spec_accepted_tokens_total = 0;
+  int64_t spec_verify_steps_total = 0, spec_plain_steps_total = 0;
   // With EngineConfig::expert_distribution_metrics: tokens routed to each expert since load,
   // per MoE layer.
   struct ExpertTokens {

@@ -111,7 +111,8 @@ GenerationResult Generator::generate(const GenerationRequest& req, const std::fu
     shifted.assign(req.prompt.begin() + long(pos + 1), req.prompt.begin() + long(pos + n));
     shifted.push_back(last ? first : req.prompt[pos + n]);
     const SequenceChunk draft = draft_chunk(int64_t(pos), shifted, false);
-    model_.forward_mtp({&draft, 1}, hidden_, *cache_, pool_, draft_logits_);
+    // Only the prompt's last row gives a draft: earlier chunks just write the head's KV.
+    model_.forward_mtp({&draft, 1}, hidden_, *cache_, pool_, draft_logits_, last ? 1 : 0);
   }
   res.prefill_seconds = seconds_since(t0);
 

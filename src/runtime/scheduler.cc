@@ -101,6 +101,8 @@ void Scheduler::release(Sequence& seq) {
   seq.state.kv_pages.clear();
   if (seq.state.recurrent_slot >= 0) free_state_slots_.push_back(seq.state.recurrent_slot);
   seq.state.draft = -1;  // a resumed sequence drafts again after its recomputed prompt
+  seq.state.mtp_ids.clear();  // and its queued MTP rows are recomputed with it
+  seq.state.mtp_hidden.clear();
   seq.state.recurrent_slot = -1;  // a resumed sequence restarts at position 0, from a zeroed slot
   seq.computed = 0;
 }
@@ -232,6 +234,8 @@ void Scheduler::step() {
 
   const auto t0 = std::chrono::steady_clock::now();
   const bool speculative = model_.has_mtp();
+  const int64_t drafts_before = counters_.spec_draft_tokens_total, accepted_before = counters_.spec_accepted_tokens_total;
+  speculate_next_ = -1;
   model_.forward(batch_, cache_, pool_, logits_, speculative ? &hidden_ : nullptr);
   counters_.forward_steps_total++;
 
@@ -261,12 +265,28 @@ void Scheduler::step() {
     // The MTP rows of these positions: ids shifted by one, the last one just sampled or the
     // next prompt token; the draft comes from the last row once the prompt is done.
     if (speculative && !finished)
-      draft_rows_.add(seq, start, std::span(seq.tokens()).subspan(size_t(start + 1), size_t(n)), first_hidden - n,
-                      seq.computed == int64_t(seq.tokens().size()) - 1);
+      mtp_rows(seq, start, std::span(seq.tokens()).subspan(size_t(start + 1), size_t(n)), first_hidden - n,
+               seq.computed == int64_t(seq.tokens().size()) - 1);
   }
-  if (speculative) draft_rows_.run(model_, cache_, pool_, hidden_);
-  record_step_time(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), decode_tokens,
-                   prefill_tokens);
+  bool drafted = false;
+  if (speculative) {
+    drafted = speculate_next_ == 1;
+    draft_rows_.run(model_, cache_, pool_);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  record_step_time(seconds, decode_tokens, prefill_tokens);
+  if (speculative && prefill_tokens == 0 && decode_tokens > 0) {
+    // The governor compares decode-only steps: a step that verified drafts or made the next
+    // ones costs a speculative step's time; one that did neither, a plain step's.
+    const int64_t drafts = counters_.spec_draft_tokens_total - drafts_before;
+    if (drafts > 0 || drafted) {
+      governor_.record_spec(seconds, drafts, counters_.spec_accepted_tokens_total - accepted_before);
+      if (drafts > 0) counters_.spec_verify_steps_total++;
+    } else {
+      governor_.record_plain(seconds);
+      counters_.spec_plain_steps_total++;
+    }
+  }
   for (size_t i = running_.size(); i-- > 0;)
     if (running_[i]->finished()) finish(i);
 }
@@ -296,7 +316,39 @@ void Scheduler::verified(Sequence& seq, float* logits, int64_t first_hidden) {
     return;
   }
   // Draft extend: MTP rows at n (and n + 1) with the emitted ids and the verify's hidden rows.
-  draft_rows_.add(seq, n, std::span(seq.tokens()).subspan(size_t(n + 1), accepted ? 2 : 1), first_hidden, true);
+  mtp_rows(seq, n, std::span(seq.tokens()).subspan(size_t(n + 1), accepted ? 2 : 1), first_hidden, true);
+}
+
+bool Scheduler::speculate_next() {
+  if (speculate_next_ < 0) speculate_next_ = !config_.speculative_adaptive || governor_.speculate() ? 1 : 0;
+  return speculate_next_ == 1;
+}
+
+void Scheduler::mtp_rows(Sequence& seq, int64_t start, std::span<const int32_t> ids, int64_t first_hidden,
+                         bool frontier) {
+  const int64_t H = model_.config().hidden_size;
+  const std::span<const float> hidden(hidden_.data() + first_hidden * H, ids.size() * size_t(H));
+  SequenceState& st = seq.state;
+  const bool wait = frontier && !speculate_next();
+  if (st.mtp_ids.empty() && !wait) {
+    draft_rows_.add(seq, start, ids, hidden, frontier);
+    return;
+  }
+  if (st.mtp_ids.empty()) {
+    st.mtp_from = start;
+  } else if (start != st.mtp_from + int64_t(st.mtp_ids.size())) {
+    fail("scheduler: MTP rows of request {} at {} do not follow its queued rows at {}..{}", seq.id(), start,
+         st.mtp_from, st.mtp_from + int64_t(st.mtp_ids.size()));
+  }
+  st.mtp_ids.insert(st.mtp_ids.end(), ids.begin(), ids.end());
+  st.mtp_hidden.insert(st.mtp_hidden.end(), hidden.begin(), hidden.end());
+  if (wait) {
+    st.draft = -1;  // the next step decodes plainly
+    return;
+  }
+  draft_rows_.add(seq, st.mtp_from, st.mtp_ids, st.mtp_hidden, frontier);
+  st.mtp_ids.clear();
+  st.mtp_hidden.clear();
 }
 
 void Scheduler::fill_stats(EngineStats& s) const {

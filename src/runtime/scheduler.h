@@ -28,6 +28,7 @@
 #include "runtime/kv_pages.h"
 #include "runtime/radix_cache.h"
 #include "runtime/sequence.h"
+#include "runtime/spec_governor.h"
 
 namespace lowbit {
 
@@ -60,6 +61,13 @@ class Scheduler {
   // NEXTN: after a verify chunk (logits: its two rows, first_hidden: its first hidden row),
   // emits the accepted tokens, rolls a rejected draft back and queues the draft extend.
   void verified(Sequence& seq, float* logits, int64_t first_hidden);
+  // NEXTN: the MTP rows of seq's positions start.. (ids, hidden rows from first_hidden of this
+  // step's hidden_). At the sequence's frontier (its next step decodes) they give it a draft when
+  // the next step speculates; otherwise they wait in its state until one does (only the head's
+  // KV needs them, and then they run batched, like generate's queue).
+  void mtp_rows(Sequence& seq, int64_t start, std::span<const int32_t> ids, int64_t first_hidden, bool frontier);
+  // Whether the next step verifies drafts: decided once per step (the adaptive governor).
+  bool speculate_next();
 
   DecoderModel& model_;
   ThreadPool& pool_;
@@ -76,6 +84,8 @@ class Scheduler {
   std::vector<Sequence*> batch_seqs_;
   std::vector<float> logits_, hidden_;  // hidden_: final-normed rows, for the MTP head
   DraftRows draft_rows_;
+  SpecGovernor governor_;
+  int speculate_next_ = -1;  // this step's decision for the next: -1 not made yet, else 0 / 1
   EngineStats counters_;
   // Exponential moving averages of step timings: a decode-only step, and the added seconds per
   // prompt token (0 until measured).

@@ -138,6 +138,11 @@ std::string ServerMetrics::render(const EngineStats& s) const {
          double(s.spec_draft_tokens_total));
   metric(out, "lowbit_spec_accepted_tokens_total", "counter", "Speculative draft tokens accepted.", l,
          double(s.spec_accepted_tokens_total));
+  metric(out, "lowbit_spec_verify_steps_total", "counter", "Decode-only steps that verified drafts.", l,
+         double(s.spec_verify_steps_total));
+  metric(out, "lowbit_spec_plain_steps_total", "counter",
+         "Decode-only steps without drafts (the adaptive governor found drafting did not pay).", l,
+         double(s.spec_plain_steps_total));
   header(out, "lowbit_http_responses_total", "counter", "HTTP responses by status class.");
   sample(out, "lowbit_http_responses_total", l + ",code=\"2xx\"", double(http_2xx_));
   sample(out, "lowbit_http_responses_total", l + ",code=\"4xx\"", double(http_4xx_));

@@ -107,6 +107,7 @@ int run(const ServeArgs& a, TpGroup* tp) {
   if (a.max_queued_requests) ec.max_queued_requests = *a.max_queued_requests;
   if (a.max_step_slowdown) ec.max_step_slowdown = *a.max_step_slowdown;
   ec.enable_prefix_cache = !a.disable_radix_cache;
+  ec.speculative_adaptive = a.load.speculative_adaptive;
   ec.expert_distribution_metrics = a.expert_distribution_metrics;
   // A tensor-parallel rank died: every request has its error; stop serving (as SIGTERM does,
   // through the HTTP loop's own signal handler) and exit non-zero below.
@@ -149,7 +150,9 @@ int run(const ServeArgs& a, TpGroup* tp) {
                (long long)eff.max_running_requests, (long long)eff.max_total_tokens, (long long)eff.page_size,
                (long long)eff.chunked_prefill_size, (long long)eff.max_prefill_tokens, eff.max_step_slowdown,
                eff.enable_prefix_cache ? "on" : "off",
-               s.model().has_mtp() ? "NEXTN (1 step, top-1, 2 draft tokens)" : "off", sc.reasoning_parser.empty() ? "none" : sc.reasoning_parser.c_str(),
+               !s.model().has_mtp()             ? "off"
+               : eff.speculative_adaptive ? "NEXTN (1 step, top-1, 2 draft tokens; adaptive)"
+                                          : "NEXTN (1 step, top-1, 2 draft tokens; every step)", sc.reasoning_parser.empty() ? "none" : sc.reasoning_parser.c_str(),
                sc.tool_call_parser.empty() ? "none" : sc.tool_call_parser.c_str(), a.api_key.empty() ? "none" : "set",
                tmpl ? "yes" : "no", sc.http.max_body_bytes >> 20, sc.http.io_timeout_seconds, a.host.c_str(), server->port());
   std::fflush(stderr);

@@ -38,8 +38,8 @@ void add_load_options(CLI::App& app, LoadOptions& o) {
                  "checkpoint, which drops them)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--speculative-adaptive", o.speculative_adaptive,
-                 "generate/chat: draft only while the measured acceptance and step times say it pays (false: "
-                 "every step)")
+                 "generate/chat/serve/bench: draft only while the measured acceptance and step times say it pays "
+                 "(false: every step)")
       ->capture_default_str();
   add_tp_options(app, o.tp);
   add_numeric_policy_options(app);

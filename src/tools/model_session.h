@@ -30,7 +30,7 @@ struct LoadOptions {
   std::string speculative_algorithm;
   int speculative_num_steps = 1, speculative_eagle_topk = 1, speculative_num_draft_tokens = 2;
   std::filesystem::path speculative_draft_model_path;
-  bool speculative_adaptive = true;  // generate: draft only while it pays (runtime/spec_governor.h)
+  bool speculative_adaptive = true;  // generate, serve: draft only while it pays (runtime/spec_governor.h)
   TpCliOptions tp;                   // --tp-size, --quantize-tp-communications
   // Throws Error naming the flag when the combination is not one we run.
   DraftHeadOptions draft_head() const;

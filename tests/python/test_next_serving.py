@@ -111,11 +111,12 @@ def test_nextn_serving_gives_the_same_outputs(model_dir, monkeypatch):
     finally:
         plain.stop()
     s = Server(model_dir, "--max-running-requests", 8, "--chunked-prefill-size", 64,
-               "--speculative-algorithm", "NEXTN")
+               "--speculative-algorithm", "NEXTN", "--speculative-adaptive", "false")
     try:
         together = concurrently(s, seqs)
         assert together == alone
         m = s.metrics()
+        assert m["lowbit_spec_plain_steps_total"] == 0, "every decode step drafts without the governor"
         print(f"accept length {m['sglang:spec_accept_length']:.2f} over {m['lowbit_spec_draft_tokens_total']:.0f} drafts")
         assert m["lowbit_spec_draft_tokens_total"] >= len(seqs) * NEW_TOKENS // 2
         assert m["sglang:spec_accept_length"] > 1.5
@@ -125,3 +126,33 @@ def test_nextn_serving_gives_the_same_outputs(model_dir, monkeypatch):
     finally:
         code, out = s.stop()
     assert code == 0, out
+
+
+def test_adaptive_nextn_serving_mixes_plain_and_draft_steps(model_dir, monkeypatch):
+    # The default governor (runtime/spec_governor.h) starts with drafts, then measures one plain
+    # step and keeps probing, so a run of decode steps has both kinds whatever the timings; on
+    # plain steps the MTP rows wait in the sequence and run batched before its next draft. The
+    # tokens must be those of plain serving however the steps were mixed.
+    monkeypatch.setenv("LOWBIT_MAX_ISA", "avx512")
+    seqs = prompts()
+    plain = Server(model_dir, "--max-running-requests", 8, "--chunked-prefill-size", 64)
+    try:
+        alone = [generate(plain, ids, 40) for ids in seqs]
+    finally:
+        plain.stop()
+    s = Server(model_dir, "--max-running-requests", 8, "--chunked-prefill-size", 64,
+               "--speculative-algorithm", "NEXTN")
+    try:
+        together = concurrently(s, seqs, 40)
+        assert together == alone
+        m = s.metrics()
+        print(f"verify steps {m['lowbit_spec_verify_steps_total']:.0f}, plain steps "
+              f"{m['lowbit_spec_plain_steps_total']:.0f}, accept length {m['sglang:spec_accept_length']:.2f}")
+        assert m["lowbit_spec_verify_steps_total"] > 0
+        assert m["lowbit_spec_plain_steps_total"] > 0
+        # One request alone after the batch: its steps follow the governor's current choice.
+        assert generate(s, seqs[0], 40) == alone[0]
+    finally:
+        code, out = s.stop()
+    assert code == 0, out
+    assert "adaptive" in out, out
