@@ -28,7 +28,9 @@ TEST(KernelReport, NamesThePathInUse) {
   const std::string r = kernel_report();
   EXPECT_NE(r.find(isa_name(cpu_features().max_isa())), std::string::npos) << r;
   EXPECT_NE(r.find(std::string("quantized GEMMs: ") + pick_quant_gemm(cpu_features()).name), std::string::npos) << r;
-  if (cpu_features().max_isa() < Isa::Amx) EXPECT_NE(r.find("not used: amx"), std::string::npos) << r;
+  if (cpu_features().max_isa() < Isa::Amx) {
+    EXPECT_NE(r.find("not used: amx"), std::string::npos) << r;
+  }
 }
 
 }  // namespace
