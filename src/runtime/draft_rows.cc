@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace lowbit {
 
 void DraftRows::clear() {
@@ -12,6 +14,10 @@ void DraftRows::clear() {
 
 void DraftRows::add(Sequence& seq, int64_t start, std::span<const int32_t> ids, std::span<const float> hidden,
                     bool set_draft) {
+  if (start != seq.state.mtp_done)
+    fail("NEXTN: MTP rows of request {} start at position {}, but the head's KV ends at {}", seq.id(), start,
+         seq.state.mtp_done);
+  seq.state.mtp_done = start + int64_t(ids.size());
   rows_.push_back({&seq, start, int64_t(ids_.size()), int64_t(ids.size()), set_draft});
   ids_.insert(ids_.end(), ids.begin(), ids.end());
   added_hidden_.insert(added_hidden_.end(), hidden.begin(), hidden.end());
@@ -22,8 +28,8 @@ void DraftRows::run(DecoderModel& model, KvCache& cache, ThreadPool& pool) {
   const int64_t H = model.config().hidden_size, V = model.config().vocab_size;
   // Drafting rows first: forward_mtp computes logits for the first `drafting` chunks only.
   // Chunks are independent of each other (the engine's batch invariance), so order is free.
-  std::stable_partition(rows_.begin(), rows_.end(), [](const Row& r) { return r.set_draft; });
-  const auto drafting = size_t(std::count_if(rows_.begin(), rows_.end(), [](const Row& r) { return r.set_draft; }));
+  const auto drafting =
+      size_t(std::stable_partition(rows_.begin(), rows_.end(), [](const Row& r) { return r.set_draft; }) - rows_.begin());
   chunks_.clear();
   hidden_.clear();
   for (const Row& r : rows_) {  // ids_ no longer grows: spans into it stay valid

@@ -20,6 +20,8 @@ class DraftRows {
   bool empty() const { return rows_.empty(); }
   // Rows for positions start.. of seq: ids[i] at start + i with the main forward's hidden row
   // hidden[i · H ..] (both copied). With set_draft, seq.state.draft becomes the last row's argmax.
+  // The head attends to every earlier position, so start must be seq.state.mtp_done (an Error
+  // otherwise: a row was skipped or repeated); mtp_done then moves past these rows.
   void add(Sequence& seq, int64_t start, std::span<const int32_t> ids, std::span<const float> hidden, bool set_draft);
   void run(DecoderModel& model, KvCache& cache, ThreadPool& pool);
 

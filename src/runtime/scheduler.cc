@@ -101,7 +101,8 @@ void Scheduler::release(Sequence& seq) {
   seq.state.kv_pages.clear();
   if (seq.state.recurrent_slot >= 0) free_state_slots_.push_back(seq.state.recurrent_slot);
   seq.state.draft = -1;  // a resumed sequence drafts again after its recomputed prompt
-  seq.state.mtp_ids.clear();  // and its queued MTP rows are recomputed with it
+  seq.state.mtp_done = 0;     // and its MTP rows, queued or run, are recomputed with it
+  seq.state.mtp_ids.clear();
   seq.state.mtp_hidden.clear();
   seq.state.recurrent_slot = -1;  // a resumed sequence restarts at position 0, from a zeroed slot
   seq.computed = 0;
@@ -138,6 +139,7 @@ void Scheduler::admit() {
     }
     seq.state.kv_pages = std::move(matched);
     seq.computed = hit;
+    seq.state.mtp_done = hit;  // shared pages carry the MTP head's KV too
     if (!cache_.recurrent().empty()) {  // one slot per running request: never short here
       seq.state.recurrent_slot = free_state_slots_.back();
       free_state_slots_.pop_back();
@@ -238,7 +240,7 @@ void Scheduler::step() {
   const auto t0 = std::chrono::steady_clock::now();
   const bool speculative = model_.has_mtp();
   const int64_t drafts_before = counters_.spec_draft_tokens_total, accepted_before = counters_.spec_accepted_tokens_total;
-  speculate_next_ = -1;
+  speculate_next_.reset();
   model_.forward(batch_, cache_, pool_, logits_, speculative ? &hidden_ : nullptr);
   counters_.forward_steps_total++;
 
@@ -271,11 +273,8 @@ void Scheduler::step() {
       mtp_rows(seq, start, std::span(seq.tokens()).subspan(size_t(start + 1), size_t(n)), first_hidden - n,
                seq.computed == int64_t(seq.tokens().size()) - 1);
   }
-  bool drafted = false;
-  if (speculative) {
-    drafted = speculate_next_ == 1;
-    draft_rows_.run(model_, cache_, pool_);
-  }
+  const bool drafted = speculate_next_.value_or(false);
+  if (speculative) draft_rows_.run(model_, cache_, pool_);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   record_step_time(seconds, decode_tokens, prefill_tokens);
   if (speculative && prefill_tokens == 0 && decode_tokens > 0) {
@@ -323,8 +322,8 @@ void Scheduler::verified(Sequence& seq, float* logits, int64_t first_hidden) {
 }
 
 bool Scheduler::speculate_next() {
-  if (speculate_next_ < 0) speculate_next_ = !config_.speculative_adaptive || governor_.speculate() ? 1 : 0;
-  return speculate_next_ == 1;
+  if (!speculate_next_) speculate_next_ = !config_.speculative_adaptive || governor_.speculate();
+  return *speculate_next_;
 }
 
 void Scheduler::mtp_rows(Sequence& seq, int64_t start, std::span<const int32_t> ids, int64_t first_hidden,
@@ -337,19 +336,17 @@ void Scheduler::mtp_rows(Sequence& seq, int64_t start, std::span<const int32_t> 
     draft_rows_.add(seq, start, ids, hidden, frontier);
     return;
   }
-  if (st.mtp_ids.empty()) {
-    st.mtp_from = start;
-  } else if (start != st.mtp_from + int64_t(st.mtp_ids.size())) {
-    fail("scheduler: MTP rows of request {} at {} do not follow its queued rows at {}..{}", seq.id(), start,
-         st.mtp_from, st.mtp_from + int64_t(st.mtp_ids.size()));
-  }
+  // Queued rows start at mtp_done (DraftRows::add checks the head's rows follow each other).
+  if (start != st.mtp_done + int64_t(st.mtp_ids.size()))
+    fail("NEXTN: MTP rows of request {} start at position {}, after queued rows ending at {}", seq.id(), start,
+         st.mtp_done + int64_t(st.mtp_ids.size()));
   st.mtp_ids.insert(st.mtp_ids.end(), ids.begin(), ids.end());
   st.mtp_hidden.insert(st.mtp_hidden.end(), hidden.begin(), hidden.end());
   if (wait) {
     st.draft = -1;  // the next step decodes plainly
     return;
   }
-  draft_rows_.add(seq, st.mtp_from, st.mtp_ids, st.mtp_hidden, frontier);
+  draft_rows_.add(seq, st.mtp_done, st.mtp_ids, st.mtp_hidden, frontier);
   st.mtp_ids.clear();
   st.mtp_hidden.clear();
 }

@@ -85,7 +85,7 @@ class Scheduler {
   std::vector<float> logits_, hidden_;  // hidden_: final-normed rows, for the MTP head
   DraftRows draft_rows_;
   SpecGovernor governor_;
-  int speculate_next_ = -1;  // this step's decision for the next: -1 not made yet, else 0 / 1
+  std::optional<bool> speculate_next_;  // this step's decision for the next, once made
   EngineStats counters_;
   // Exponential moving averages of step timings: a decode-only step, and the added seconds per
   // prompt token (0 until measured).

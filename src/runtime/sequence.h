@@ -28,10 +28,10 @@ struct SequenceState {
   // none yet), and this step's verify chunk [pending, draft].
   int32_t draft = -1;
   std::array<int32_t, 2> verify_ids{};
-  // MTP rows not yet run (adaptive NEXTN: plain steps only queue theirs): positions
-  // mtp_from.. with the head's ids and the main forward's hidden rows (hidden_size floats
-  // each). They run, batched, with the rows of the step before the sequence's next draft.
-  int64_t mtp_from = 0;
+  // NEXTN: positions [0, mtp_done) have the MTP head's KV. Rows not yet run (adaptive NEXTN:
+  // plain steps only queue theirs) follow them: the head's ids and the main forward's hidden
+  // rows (hidden_size floats each), run, batched, with the rows of the step before the next draft.
+  int64_t mtp_done = 0;
   std::vector<int32_t> mtp_ids;
   std::vector<float> mtp_hidden;
 };
