@@ -160,8 +160,9 @@ int64_t Scheduler::prefill_budget(bool decoding) const {
   if (!decoding || config_.max_step_slowdown <= 0 || prefill_token_seconds_ <= 0 || decode_step_seconds_ <= 0)
     return config_.max_prefill_tokens;
   // The prompt tokens that add (slowdown − 1) decode steps' worth of time; at least two (the
-  // fewest plan_chunk cuts), so a prompt always advances. A chunk's cost is not linear in its
-  // tokens (a long context's attention runs in row tiles), so a larger floor overshot: with 16,
+  // fewest plan_chunk cuts), so a prompt always advances. A small chunk costs more per token
+  // than a large one (SmolLM2 at depth 4000: 4.6 ms per token in 16-token chunks, 2.6 in 512),
+  // so a per-token estimate cannot see a floor's overshoot, and a larger floor broke the bound: with 16,
   // a 4096-token prompt beside 4 streams (SmolLM2, BF16, Zen4) pushed their ITL p99 to 5.9x
   // the median at a bound of 2.5; with 2, 3.4-4.3x.
   constexpr int64_t kMinPrefillTokens = 2;
