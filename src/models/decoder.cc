@@ -229,7 +229,7 @@ void DecoderModel::load_lm_head(const CpuFeatures& cpu) {
   LinearTensors t{tied ? "lm_head (tied to model.embed_tokens)" : "lm_head",
                   tied ? embed_tokens_
                        : checkpoint_->get("lm_head.weight", {DType::BF16, DType::F16, DType::F32}, {c.vocab_size, h}),
-                  std::nullopt, {}};
+                  std::nullopt, {}, nullptr};
   int64_t vocab = c.vocab_size;
   if (tp_) {  // vocab-parallel: this rank's rows, a view (rows are contiguous)
     const dist::Range v = tp_->layout().vocab;

@@ -56,7 +56,7 @@ std::vector<ExpertLinears> load_fused_layout(const Checkpoint& ckpt, const Forma
   auto slice = [&](const TensorView& all, const std::string& name, const SchemeSpec& sp, int64_t e, LinearShape shape) {
     const TensorView view = expert_slice(all, e, name + "[" + std::to_string(e) + "]");
     prefault(view.data, view.nbytes());
-    auto method = build(ckpt, sp, LinearTensors{view.name, view, std::nullopt, {}}, shape, cpu, name);
+    auto method = build(ckpt, sp, LinearTensors{view.name, view, std::nullopt, {}, nullptr}, shape, cpu, name);
     if (!method->reads_checkpoint_in_place()) release_pages(view.data, view.nbytes());
     return method;
   };
@@ -118,9 +118,9 @@ std::vector<ExpertLinears> load_per_expert_layout(const Checkpoint& ckpt, const 
       LinearTensors gu{p + "experts." + std::to_string(e) + ".gate_up_proj (gate_proj | up_proj)",
                        TensorView{g.weight.name + " | up_proj", g.weight.dtype, {2 * F, H}, dst},
                        std::nullopt,
-                       {}};
-      // Float: owned by `storage`, so FloatLinear reads it in place rather than copying it again.
-      if (spec.kind == SchemeKind::Float) gu.storage = storage;
+                       {},
+                       // Float: owned by `storage`, so FloatLinear reads it in place rather than copying it again.
+                       spec.kind == SchemeKind::Float ? storage : nullptr};
       x.gate_up = build(ckpt, spec, gu, {H, 2 * F}, cpu, g.weight.name);
     } else {
       for (auto [t, out] : {std::pair{&g, &x.gate}, std::pair{&u, &x.up}}) {
